@@ -1,0 +1,449 @@
+//! Accounts: `/register`, `/login`, `/cancel`, `/get_users`,
+//! `/change_password`.
+//!
+//! Every account has a JID on the XMPP server. The database row is written
+//! as `creating` before the JID is created and `active` after; cancel marks
+//! it `deleting` before the JID is deleted and removes it after. A crash at
+//! any point leaves a row the reconciler finishes or undoes.
+
+pub mod domain;
+pub mod store;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::captcha::{self, CaptchaCookie};
+use crate::config::AppKind;
+use crate::crypto::random_token;
+use crate::error::Error;
+use crate::http::{ClientIp, Reply, Signed};
+use crate::xmpp::adhoc::AdminOutcome;
+use domain::{Des, DeviceType, Password, UserName, UserType, new_localpart};
+use store::{Account, NewAccount};
+
+/// Most names in one `/get_users`.
+pub const MAX_LOOKUP_NAMES: usize = 100;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/register", get(register).post(register))
+        .route("/login", get(login).post(login))
+        .route("/cancel", get(cancel).post(cancel))
+        .route("/get_users", get(get_users).post(get_users))
+        .route("/change_password", get(change_password).post(change_password))
+}
+
+/// Devices sign with their own derived key; phone and WeChat users with an
+/// app key. Anything else is code 12.
+fn require_kind(ty: UserType, kind: AppKind) -> Result<(), Error> {
+    let ok = match ty {
+        UserType::Device => kind == AppKind::Device,
+        UserType::Phone | UserType::Wechat => kind == AppKind::App,
+    };
+    if ok { Ok(()) } else { Err(Error::UnknownApp) }
+}
+
+/// What `/login` tells an account about itself (never the account password,
+/// which the seed's template listed).
+#[derive(Debug, Serialize)]
+pub struct OwnUserInfo {
+    pub user_name: String,
+    pub des: String,
+    pub jid: String,
+    pub jid_pwd: String,
+    #[serde(rename = "type")]
+    pub type_: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+}
+
+/// What anyone with a token may know of an account.
+#[derive(Debug, Serialize)]
+pub struct PublicUserInfo {
+    pub user_name: String,
+    pub des: String,
+    pub jid: String,
+    #[serde(rename = "type")]
+    pub type_: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+}
+
+impl PublicUserInfo {
+    pub fn of(app: &App, a: &Account) -> Result<PublicUserInfo, Error> {
+        Ok(PublicUserInfo {
+            user_name: a.user_name.clone(),
+            des: a.des.clone(),
+            jid: app.jid_of(a)?.to_string(),
+            type_: a.type_,
+            device_type: a.device_type.clone(),
+        })
+    }
+}
+
+async fn register(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    cookie: CaptchaCookie,
+    signed: Signed,
+) -> Result<Reply, Error> {
+    app.limits.register.check(&ip)?;
+    let p = &signed.params;
+    let ty = UserType::parse(p.required("type")?)?;
+    let name = UserName::parse(ty, p.required("user_name")?)?;
+    let password = Password::parse(p.required("password")?)?;
+    let des = Des::parse(p.get("des").unwrap_or(""))?;
+    let device_type = match ty {
+        UserType::Device => Some(DeviceType::parse(p.required("device_type")?)?),
+        _ => None,
+    };
+    require_kind(ty, signed.kind)?;
+    if ty != UserType::Device {
+        captcha::check(&app.db, p, &cookie, crate::now()).await?;
+    }
+    create(
+        &app,
+        ty,
+        &name,
+        password.secret().clone(),
+        &des,
+        device_type.as_ref(),
+    )
+    .await?;
+    tracing::info!(user_type = ty.code(), "account registered");
+    Ok(Reply::ok())
+}
+
+/// Creates an account and its JID. On any XMPP failure nothing is left
+/// behind (or, if the server's state is unknown, the `creating` row tells
+/// the reconciler to remove whatever was made).
+pub async fn create(
+    app: &App,
+    ty: UserType,
+    name: &UserName,
+    password: SecretString,
+    des: &Des,
+    device_type: Option<&DeviceType>,
+) -> Result<(), Error> {
+    let hash = app.hash_password(password).await?;
+    let local = new_localpart(ty);
+    let jid = app.jid_from_local(&local)?;
+    let jid_pwd = SecretString::from(random_token::<24>());
+    let enc = app.jid_cipher.encrypt(jid.as_str(), &jid_pwd);
+    let id = store::insert_creating(
+        &app.db,
+        &NewAccount {
+            user_name: name.as_str(),
+            type_: ty.code(),
+            device_type: device_type.map(DeviceType::as_str),
+            des: des.as_str(),
+            password_hash: &hash,
+            jid_local: &local,
+            jid_pwd_enc: &enc,
+        },
+        crate::now(),
+    )
+    .await?;
+    match app.provisioner.add_user(&jid, &jid_pwd).await {
+        Ok(AdminOutcome::Done) => {}
+        Ok(outcome) => {
+            // A random localpart that exists is not ours: leave it alone.
+            tracing::error!(jid = %jid, ?outcome, "XMPP server already had a new JID");
+            store::delete(&app.db, id).await?;
+            return Err(Error::NewJidFailed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "creating a JID failed");
+            if e.not_sent() {
+                store::delete(&app.db, id).await?;
+            } else {
+                // The server may have created it: delete it now, or let the
+                // reconciler do it (the row stays `creating`).
+                undo_creation(app, id, &jid).await;
+            }
+            return Err(Error::NewJidFailed);
+        }
+    }
+    app.faults.point("register.after_provision").await?;
+    store::transition(&app.db, id, "creating", "active", crate::now()).await?;
+    Ok(())
+}
+
+/// Removes a half-created account: its JID, then its row. Failures are left
+/// to the reconciler.
+pub async fn undo_creation(app: &App, id: i64, jid: &xmpp_parsers::jid::BareJid) {
+    match app.provisioner.delete_user(jid).await {
+        Ok(_) => {
+            if let Err(e) = store::delete(&app.db, id).await {
+                tracing::warn!(error = %e, "removing a half-created account failed");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, jid = %jid, "undoing a JID left for the reconciler"),
+    }
+}
+
+/// The credential check shared by login, cancel and password change:
+/// type, user name, password, and for phones a captcha. Failures count
+/// towards the failed-login limits.
+async fn check_credentials(
+    app: &App,
+    signed: &Signed,
+    ip: std::net::IpAddr,
+    cookie: &CaptchaCookie,
+) -> Result<(Account, UserType), Error> {
+    let p = &signed.params;
+    let ty = UserType::parse(p.required("type")?)?;
+    let name = UserName::parse(ty, p.required("user_name")?)?;
+    let password = Password::parse(p.required("password")?)?;
+    require_kind(ty, signed.kind)?;
+    app.limits.login_ip.check(&ip)?;
+    let account_key = name.as_str().to_owned();
+    app.limits.login_account.check(&account_key)?;
+    let failed = |e: Error| {
+        app.limits.login_ip.fail(&ip);
+        app.limits.login_account.fail(&account_key);
+        e
+    };
+    if ty == UserType::Phone {
+        captcha::check(&app.db, p, cookie, crate::now())
+            .await
+            .map_err(failed)?;
+    }
+    let account = store::by_name(&app.db, name.as_str())
+        .await?
+        .filter(|a| a.state == "active")
+        .ok_or(Error::UnknownUser)
+        .map_err(failed)?;
+    let same_type = account.type_ == ty.code();
+    let password_ok = app
+        .verify_password(password.secret().clone(), Some(account.password_hash.clone()))
+        .await;
+    if !(same_type && password_ok) {
+        return Err(failed(Error::BadCredentials));
+    }
+    Ok((account, ty))
+}
+
+async fn login(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    cookie: CaptchaCookie,
+    signed: Signed,
+) -> Result<Reply, Error> {
+    let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
+    let jid_pwd = app.jid_password(&account)?;
+    let issued = app.tokens.issue(account.id, crate::now()).await?;
+    use secrecy::ExposeSecret;
+    let info = OwnUserInfo {
+        user_name: account.user_name.clone(),
+        des: account.des.clone(),
+        jid: app.jid_of(&account)?.to_string(),
+        jid_pwd: jid_pwd.expose_secret().to_owned(),
+        type_: account.type_,
+        device_type: account.device_type.clone(),
+    };
+    Ok(Reply::ok()
+        .field("user_info", info)
+        .field("access_token", &issued.access_token)
+        .field("expires_in", issued.expires_in)
+        .field("expires_at", issued.expires_at)
+        .field("refresh_token", &issued.refresh_token)
+        .field("refresh_expires_at", issued.refresh_expires_at))
+}
+
+async fn cancel(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    cookie: CaptchaCookie,
+    signed: Signed,
+) -> Result<Reply, Error> {
+    let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
+    delete_account(&app, &account).await?;
+    tracing::info!(user_type = account.type_, "account cancelled");
+    Ok(Reply::ok())
+}
+
+/// Cancels an account: its JID, its bindings on both sides, its tokens and
+/// its row. If the XMPP server is unreachable before anything happened,
+/// nothing changes (112). Once the JID may be gone, the deletion is carried
+/// through, by the reconciler if need be.
+pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
+    let now = crate::now();
+    if !store::transition(&app.db, account.id, "active", "deleting", now).await? {
+        return Err(Error::UnknownUser);
+    }
+    let jid = app.jid_of(account)?;
+    if let Err(e) = app.provisioner.delete_user(&jid).await {
+        if e.not_sent() {
+            store::transition(&app.db, account.id, "deleting", "active", crate::now()).await?;
+            return Err(e.into());
+        }
+        // Unknown whether the JID is gone: the account cannot come back.
+        app.tokens.revoke_account(account.id).await?;
+        tracing::warn!(error = %e, "cancel left for the reconciler");
+        return Err(Error::Xmpp(
+            "the XMPP server did not confirm; the cancellation will complete when it is back".into(),
+        ));
+    }
+    app.tokens.revoke_account(account.id).await?;
+    app.faults.point("cancel.after_delete").await?;
+    finish_deletion(app, account).await;
+    Ok(())
+}
+
+/// After the JID is gone: remove the account from every roster it was bound
+/// into, then its row. What fails is left (`deleting`, `unbinding`) for the
+/// reconciler.
+pub async fn finish_deletion(app: &App, account: &Account) {
+    match crate::binding::forget_account(app, account).await {
+        Ok(true) => {
+            if let Err(e) = store::delete(&app.db, account.id).await {
+                tracing::warn!(error = %e, "deleting an account row left for the reconciler");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "roster clean-up left for the reconciler"),
+    }
+}
+
+async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
+    let p = &signed.params;
+    let token = p.required("access_token")?;
+    let names = parse_name_list(p.required("user_name_ls")?, MAX_LOOKUP_NAMES)?;
+    app.tokens.verify(token, crate::now()).await?;
+    let (found, unknown) = lookup_users(&app, &names).await?;
+    Ok(Reply::ok()
+        .field("user_info_ls", found)
+        .field("unknown_ls", unknown))
+}
+
+/// Public information of the named active accounts, and the names not found.
+pub async fn lookup_users(
+    app: &App,
+    names: &[String],
+) -> Result<(Vec<PublicUserInfo>, Vec<String>), Error> {
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    for name in names {
+        match store::by_name(&app.db, name).await? {
+            Some(a) if a.state == "active" => found.push(PublicUserInfo::of(app, &a)?),
+            _ => unknown.push(name.clone()),
+        }
+    }
+    Ok((found, unknown))
+}
+
+/// A `*_ls` parameter: a JSON array of user names (as a string, or a real
+/// array in a JSON body), at most `max`, each well-formed, no repeats.
+pub fn parse_name_list(text: &str, max: usize) -> Result<Vec<String>, Error> {
+    let list = parse_string_list(text, "user_name_ls", max)?;
+    for name in &list {
+        UserName::parse_any(name)?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !list.iter().all(|n| seen.insert(n.as_str())) {
+        return Err(Error::Params("user_name_ls repeats a name".into()));
+    }
+    Ok(list)
+}
+
+/// A JSON array of strings, at most `max` long.
+pub fn parse_string_list(text: &str, what: &str, max: usize) -> Result<Vec<String>, Error> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| Error::Params(format!("{what} must be a JSON array of strings")))?;
+    let Value::Array(items) = value else {
+        return Err(Error::Params(format!("{what} must be a JSON array of strings")));
+    };
+    if items.is_empty() {
+        return Err(Error::Params(format!("{what} is empty")));
+    }
+    if items.len() > max {
+        return Err(Error::Params(format!("{what} has more than {max} entries")));
+    }
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(Error::Params(format!("{what} must be a JSON array of strings"))),
+        })
+        .collect()
+}
+
+async fn change_password(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    cookie: CaptchaCookie,
+    signed: Signed,
+) -> Result<Reply, Error> {
+    let new_password = Password::parse(signed.params.required("new_password")?)?;
+    let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
+    let hash = app.hash_password(new_password.secret().clone()).await?;
+    rotate_jid_password(&app, &account, Some(&hash)).await?;
+    app.tokens.revoke_account(account.id).await?;
+    tracing::info!(user_type = account.type_, "password changed");
+    Ok(Reply::ok())
+}
+
+/// Gives an account a new JID password (and optionally a new account
+/// password hash, applied only if the XMPP server took the new JID password).
+/// The new JID password is recorded before it is pushed, so an interrupted
+/// push is repeated by the reconciler.
+pub async fn rotate_jid_password(
+    app: &App,
+    account: &Account,
+    password_hash: Option<&str>,
+) -> Result<(), Error> {
+    let jid = app.jid_of(account)?;
+    let next = SecretString::from(random_token::<24>());
+    let enc = app.jid_cipher.encrypt(jid.as_str(), &next);
+    store::set_jid_pwd_next(&app.db, account.id, Some(&enc), crate::now()).await?;
+    match app.provisioner.change_password(&jid, &next).await {
+        Ok(AdminOutcome::Done) => {}
+        Ok(outcome) => {
+            store::set_jid_pwd_next(&app.db, account.id, None, crate::now()).await?;
+            return Err(Error::Xmpp(format!("change-user-password: {outcome:?}")));
+        }
+        Err(e) => {
+            if e.not_sent() {
+                store::set_jid_pwd_next(&app.db, account.id, None, crate::now()).await?;
+            }
+            return Err(e.into());
+        }
+    }
+    store::commit_jid_pwd(&app.db, account.id, password_hash, crate::now()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_lists() {
+        assert_eq!(
+            parse_name_list(r#"["a1","b2"]"#, 5).unwrap(),
+            vec!["a1".to_owned(), "b2".to_owned()]
+        );
+        assert!(parse_name_list("[]", 5).is_err());
+        assert!(parse_name_list(r#"["a","a"]"#, 5).is_err());
+        assert!(parse_name_list(r#"["a","b","c"]"#, 2).is_err());
+        assert!(parse_name_list(r#"[1]"#, 5).is_err());
+        assert!(parse_name_list(r#"{"a":1}"#, 5).is_err());
+        assert!(parse_name_list(r#"["a b"]"#, 5).is_err());
+        assert!(parse_name_list("not json", 5).is_err());
+    }
+
+    #[test]
+    fn kinds_match_types() {
+        assert!(require_kind(UserType::Device, AppKind::Device).is_ok());
+        assert!(require_kind(UserType::Device, AppKind::App).is_err());
+        assert!(require_kind(UserType::Phone, AppKind::Device).is_err());
+        assert!(require_kind(UserType::Wechat, AppKind::App).is_ok());
+        assert!(require_kind(UserType::Phone, AppKind::Service).is_err());
+    }
+}

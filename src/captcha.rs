@@ -1,0 +1,148 @@
+//! Image captchas: `/verify_code` answers a PNG and a captcha id (header
+//! `X-Captcha-Id` and cookie `captcha_id`). An answer is checked once (right
+//! or wrong, the captcha is used up), expires, and is case-insensitive.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::crypto::{ct_eq, random_token};
+use crate::db::Db;
+use crate::error::Error;
+use crate::http::{ClientIp, Params};
+
+/// Characters drawn: no 0/o, 1/l/i and similar look-alikes.
+const CHARS: &[char] = &[
+    'a', 'b', 'c', 'd', 'e', 'f', 'h', 'k', 'm', 'n', 'p', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y',
+    '2', '3', '4', '5', '6', '7', '8',
+];
+
+pub fn router() -> Router<App> {
+    Router::new().route("/verify_code", get(verify_code).post(verify_code))
+}
+
+/// Draws a captcha: (answer, PNG).
+fn draw(length: u32) -> anyhow::Result<(String, Vec<u8>)> {
+    use captcha::filters::{Dots, Noise, Wave};
+    let mut c = captcha::Captcha::new();
+    c.set_chars(CHARS)
+        .add_chars(length)
+        .apply_filter(Noise::new(0.2))
+        .apply_filter(Wave::new(2.0, 16.0).horizontal())
+        .apply_filter(Dots::new(8))
+        .view(200, 70);
+    let png = c
+        .as_png()
+        .ok_or_else(|| anyhow::anyhow!("captcha PNG encoding failed"))?;
+    Ok((c.chars_as_string().to_lowercase(), png))
+}
+
+async fn verify_code(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    _params: Params,
+) -> Result<Response, Error> {
+    app.limits.verify_code.check(&ip)?;
+    let length = app.config.captcha.length;
+    let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
+        .await
+        .map_err(Error::internal)??;
+    let id = random_token::<16>();
+    let ttl = app.config.captcha.ttl as i64;
+    sqlx::query("insert into captcha (id, answer, expires_at) values (?, ?, ?)")
+        .bind(&id)
+        .bind(&answer)
+        .bind(crate::now() + ttl)
+        .execute(&app.db)
+        .await?;
+    let secure = if app.config.tls.enabled() { "; Secure" } else { "" };
+    let cookie = format!("captcha_id={id}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
+    let mut response = png.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-captcha-id", HeaderValue::from_str(&id).map_err(Error::internal)?);
+    h.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(Error::internal)?,
+    );
+    Ok(response)
+}
+
+/// The `captcha_id` cookie, if the request carries one.
+#[derive(Debug, Clone, Default)]
+pub struct CaptchaCookie(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CaptchaCookie {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<CaptchaCookie, Error> {
+        let found = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == "captcha_id")
+            .map(|(_, v)| v.to_owned());
+        Ok(CaptchaCookie(found))
+    }
+}
+
+/// Checks and uses up a captcha: the id from `captcha_id` (parameter, else
+/// cookie), the answer from `verify_code`. Any failure is code 5.
+pub async fn check(
+    db: &Db,
+    params: &Params,
+    cookie: &CaptchaCookie,
+    now: i64,
+) -> Result<(), Error> {
+    let answer = params.optional("verify_code").ok_or(Error::VerifyCode)?;
+    let id = params
+        .optional("captcha_id")
+        .or(cookie.0.as_deref())
+        .ok_or(Error::VerifyCode)?;
+    if id.len() > 64 || answer.len() > 16 {
+        return Err(Error::VerifyCode);
+    }
+    let row: Option<(String, i64)> =
+        sqlx::query_as("delete from captcha where id = ? returning answer, expires_at")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    let Some((expected, expires_at)) = row else {
+        return Err(Error::VerifyCode);
+    };
+    let given = answer.trim().to_lowercase();
+    if now >= expires_at || !ct_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(Error::VerifyCode);
+    }
+    Ok(())
+}
+
+/// Deletes expired captchas.
+pub async fn prune(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("delete from captcha where expires_at <= ?")
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_a_png_of_the_requested_length() {
+        let (answer, png) = draw(5).unwrap();
+        assert_eq!(answer.chars().count(), 5);
+        assert!(answer.chars().all(|c| CHARS.contains(&c)), "{answer}");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}

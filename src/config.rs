@@ -1,0 +1,386 @@
+//! Layered configuration: the embedded `config/default.toml`, then an
+//! optional file, then `JIDGATE__SECTION__KEY` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The commented default configuration, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Everything jidgate can be told.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub database: DatabaseConfig,
+    pub xmpp: XmppConfig,
+    pub provisioner: ProvisionerConfig,
+    pub signing: SigningConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    pub secrets: SecretsConfig,
+    pub passwords: PasswordConfig,
+    pub captcha: CaptchaConfig,
+    pub tokens: TokenConfig,
+    pub token_service: TokenServiceConfig,
+    pub binding: BindingConfig,
+    pub rate_limits: RateLimitConfig,
+    pub reconcile: ReconcileConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout: u64,
+    pub client_ip_header: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
+}
+
+impl TlsConfig {
+    /// Both files configured: serve TLS.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() && !self.key.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+/// How jidgate's sessions reach the XMPP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XmppSecurity {
+    Starttls,
+    Plaintext,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct XmppConfig {
+    pub domain: String,
+    pub server: String,
+    pub security: XmppSecurity,
+    pub ca_file: String,
+    pub tls_server_name: String,
+    pub admin_jid: String,
+    pub admin_password: SecretString,
+    pub timeout: u64,
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProvisionerConfig {
+    pub backend: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SigningConfig {
+    pub window: u64,
+}
+
+/// What an application may do, and how its request key is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// Phone and WeChat apps: key = secret; captchas where the API asks.
+    App,
+    /// A device product: key = HMAC-SHA256(secret, user_name).
+    Device,
+    /// A back-end service: token service and `/verify_access_token`.
+    Service,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppConfig {
+    pub app_id: String,
+    pub secret: SecretString,
+    pub kind: AppKind,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretsConfig {
+    pub jid_key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordConfig {
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CaptchaConfig {
+    pub ttl: u64,
+    pub length: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenConfig {
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub cache_revalidate: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenServiceConfig {
+    pub listen: String,
+    pub idle_timeout: u64,
+    pub max_line_bytes: usize,
+}
+
+/// Proof required to bind a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindProof {
+    BindCode,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BindingConfig {
+    pub proof: BindProof,
+    pub bind_code_ttl: u64,
+    pub max_names: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitConfig {
+    pub verify_code_per_minute: u32,
+    pub register_per_minute: u32,
+    pub failed_login_per_ip_per_minute: u32,
+    pub failed_login_per_account_per_minute: u32,
+    pub bind_code_per_minute: u32,
+    pub failed_bind_code_per_ip_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileConfig {
+    pub interval: u64,
+    pub grace: u64,
+    pub drift_interval: u64,
+    pub concurrency: usize,
+}
+
+/// A configuration that cannot work, found before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the embedded defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("JIDGATE__").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Embedded defaults with `overlay` (TOML text) on top; no environment.
+    /// Used by tests and by tools that build a configuration in memory.
+    pub fn from_toml(overlay: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overlay)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: cross-field rules and key material.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        if !self.tls.enabled() && !self.http.listen.ip().is_loopback() {
+            return bad(format!(
+                "http.listen = {} is not a loopback address: configure tls.cert and tls.key",
+                self.http.listen
+            ));
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            return bad("tls.cert and tls.key must be set together".into());
+        }
+        if !self.token_service.listen.is_empty() {
+            let addr: SocketAddr = self.token_service.listen.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "token_service.listen = {:?} is not host:port",
+                    self.token_service.listen
+                ))
+            })?;
+            if !self.tls.enabled() && !addr.ip().is_loopback() {
+                return bad(format!(
+                    "token_service.listen = {addr} is not a loopback address: configure tls.cert and tls.key"
+                ));
+            }
+        }
+        if self.xmpp.security == XmppSecurity::Plaintext {
+            let loopback = self
+                .xmpp
+                .server
+                .parse::<SocketAddr>()
+                .map(|a| a.ip().is_loopback())
+                .unwrap_or(false);
+            if !loopback {
+                return bad(format!(
+                    "xmpp.security = \"plaintext\" needs a loopback xmpp.server (got {:?})",
+                    self.xmpp.server
+                ));
+            }
+        }
+        if xmpp_parsers::jid::BareJid::new(&self.xmpp.admin_jid).is_err() {
+            return bad(format!(
+                "xmpp.admin_jid = {:?} is not a JID",
+                self.xmpp.admin_jid
+            ));
+        }
+        if xmpp_parsers::jid::BareJid::new(&self.xmpp.domain).is_err() {
+            return bad(format!(
+                "xmpp.domain = {:?} is not a domain",
+                self.xmpp.domain
+            ));
+        }
+        self.jid_key()?;
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.apps {
+            if app.app_id.is_empty()
+                || app.app_id.len() > 64
+                || !app
+                    .app_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return bad(format!(
+                    "app_id {:?}: 1-64 characters of A-Z a-z 0-9 - _ .",
+                    app.app_id
+                ));
+            }
+            if !seen.insert(app.app_id.as_str()) {
+                return bad(format!("app_id {:?} is listed twice", app.app_id));
+            }
+            if app.secret.expose_secret().len() < 32 {
+                return bad(format!(
+                    "the secret of app {:?} is shorter than 32 characters",
+                    app.app_id
+                ));
+            }
+        }
+        if self.binding.max_names == 0 || self.binding.max_names > 1000 {
+            return bad("binding.max_names must be 1..=1000".into());
+        }
+        if !(4..=8).contains(&self.captcha.length) {
+            return bad("captcha.length must be 4..=8".into());
+        }
+        if self.reconcile.concurrency == 0 {
+            return bad("reconcile.concurrency must be at least 1".into());
+        }
+        if self.provisioner.backend != "xmpp" {
+            return bad(format!(
+                "provisioner.backend = {:?}: this build knows \"xmpp\"",
+                self.provisioner.backend
+            ));
+        }
+        Ok(())
+    }
+
+    /// The 32-byte JID password key.
+    pub fn jid_key(&self) -> Result<[u8; 32], ConfigError> {
+        let text = self.secrets.jid_key.expose_secret();
+        let mut key = [0u8; 32];
+        match hex::decode_to_slice(text, &mut key) {
+            Ok(()) => Ok(key),
+            Err(_) => Err(ConfigError::Invalid(
+                "secrets.jid_key must be 64 hex digits (32 bytes): generate one with `jidgate gen-key`"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Path of the SQLite file, when the database is SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.database
+            .url
+            .strip_prefix("sqlite://")
+            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn embedded_defaults_need_only_a_key() {
+        let err = Config::from_toml("").unwrap_err();
+        assert!(err.to_string().contains("jid_key"), "{err}");
+        let cfg = Config::from_toml(&format!("[secrets]\njid_key = \"{KEY}\"")).unwrap();
+        assert_eq!(cfg.http.listen.port(), 8080);
+        assert_eq!(cfg.binding.proof, BindProof::BindCode);
+        assert_eq!(cfg.jid_key().unwrap()[1], 0x11);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let cfg = Config::from_toml(&format!(
+            "[secrets]\njid_key = \"{KEY}\"\n[xmpp]\nadmin_password = \"hunter2-admin\"\n\
+             [[apps]]\napp_id = \"a\"\nsecret = \"{KEY}\"\nkind = \"app\""
+        ))
+        .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(KEY), "{shown}");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let err = Config::from_toml(&format!(
+            "[secrets]\njid_key = \"{KEY}\"\n[http]\nlisten = \"0.0.0.0:8080\""
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn plaintext_xmpp_only_on_loopback() {
+        let err = Config::from_toml(&format!(
+            "[secrets]\njid_key = \"{KEY}\"\n[xmpp]\nsecurity = \"plaintext\"\nserver = \"10.0.0.1:5222\""
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("plaintext"), "{err}");
+    }
+
+    #[test]
+    fn short_app_secrets_are_refused() {
+        let err = Config::from_toml(&format!(
+            "[secrets]\njid_key = \"{KEY}\"\n[[apps]]\napp_id = \"a\"\nsecret = \"short\"\nkind = \"app\""
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("shorter"), "{err}");
+    }
+}

@@ -1,0 +1,368 @@
+//! The register API's HTTP plumbing: parameters from GET query, POST form
+//! or POST JSON; signed requests; signed JSON answers; client addresses.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::config::AppKind;
+use crate::error::{Error, FailureDetail};
+use crate::signing::{SigningKey, Verified, canonical_json, record_nonce};
+
+/// Most parameters one request may carry.
+pub const MAX_PARAMS: usize = 40;
+/// Longest parameter value, in bytes (fields have tighter limits of their own).
+pub const MAX_VALUE_BYTES: usize = 8192;
+
+/// A request's parameters, by name. A name given twice is refused.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    map: BTreeMap<String, String>,
+}
+
+impl Params {
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Params, Error> {
+        let mut p = Params::default();
+        for (k, v) in pairs {
+            p.insert(k.into(), v.into())?;
+        }
+        Ok(p)
+    }
+
+    /// The members of a JSON object, as a JSON body gives them.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Params, Error> {
+        let mut p = Params::default();
+        p.parse_json(bytes)?;
+        Ok(p)
+    }
+
+    fn insert(&mut self, name: String, value: String) -> Result<(), Error> {
+        if name.is_empty()
+            || name.len() > 32
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(Error::Params("bad parameter name".into()));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(Error::Params(format!("{name} is too long")));
+        }
+        if self.map.len() >= MAX_PARAMS {
+            return Err(Error::Params("too many parameters".into()));
+        }
+        if self.map.contains_key(&name) {
+            return Err(Error::Params(format!("{name} is given twice")));
+        }
+        self.map.insert(name, value);
+        Ok(())
+    }
+
+    /// The value of `name`, if present (possibly empty).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.map.get(name).map(String::as_str)
+    }
+
+    /// The value of `name`, which must be present and not empty.
+    pub fn required(&self, name: &str) -> Result<&str, Error> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::Params(format!("{name} is required")))
+    }
+
+    /// The value of `name` if present and not empty.
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn parse_form(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            self.insert(form_decode(k)?, form_decode(v)?)?;
+        }
+        Ok(())
+    }
+
+    fn parse_json(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|_| Error::Params("body is not valid JSON".into()))?;
+        let Value::Object(object) = value else {
+            return Err(Error::Params("JSON body must be an object".into()));
+        };
+        for (k, v) in object {
+            let text = match v {
+                Value::Null => continue,
+                Value::String(s) => s,
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                // Lists (user_name_ls, bind_code_ls) may come as real arrays;
+                // they are signed as their canonical JSON text.
+                Value::Array(_) => canonical_json(&v),
+                Value::Object(_) => {
+                    return Err(Error::Params(format!("{k} must not be an object")));
+                }
+            };
+            self.insert(k, text)?;
+        }
+        Ok(())
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value:
+/// `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn form_decode(raw: &[u8]) -> Result<String, Error> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_decode(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| Error::Params("parameters must be UTF-8".into()))
+}
+
+impl FromRequest<App> for Params {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, app: &App) -> Result<Params, Error> {
+        let (parts, body) = req.into_parts();
+        let mut params = Params::default();
+        if let Some(query) = parts.uri.query() {
+            params.parse_form(query.as_bytes())?;
+        }
+        if parts.method == Method::POST {
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let bytes = axum::body::to_bytes(body, app.config.http.max_body_bytes)
+                .await
+                .map_err(|_| Error::Params("request body too large".into()))?;
+            if !bytes.is_empty() {
+                match content_type.as_str() {
+                    "application/json" => params.parse_json(&bytes)?,
+                    "application/x-www-form-urlencoded" | "" => params.parse_form(&bytes)?,
+                    other => {
+                        return Err(Error::Params(format!(
+                            "unsupported content type {other:?}"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// Where the signing key of a request is left for the response.
+#[derive(Clone, Default)]
+pub struct KeySlot(Arc<OnceLock<SigningKey>>);
+
+/// A request whose signature, `ts` and `nonce` were checked.
+#[derive(Debug)]
+pub struct Signed {
+    pub app_id: String,
+    pub kind: AppKind,
+    pub params: Params,
+}
+
+impl FromRequest<App> for Signed {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, app: &App) -> Result<Signed, Error> {
+        let slot = req.extensions().get::<KeySlot>().cloned();
+        let params = Params::from_request(req, app).await?;
+        let now = crate::now();
+        let (verified, ts) = app
+            .keyring
+            .verify(|n| params.get(n), params.iter(), now)?;
+        let Verified {
+            app_id,
+            kind,
+            key,
+            nonce_scope,
+        } = verified;
+        // From here on the answer is signed, errors included.
+        if let Some(slot) = slot {
+            let _ = slot.0.set(key);
+        }
+        let nonce = params.required("nonce")?;
+        let expires = ts + app.keyring.window() as i64;
+        if !record_nonce(&app.db, &nonce_scope, nonce, expires).await? {
+            return Err(Error::NonceReused);
+        }
+        Ok(Signed {
+            app_id,
+            kind,
+            params,
+        })
+    }
+}
+
+/// The JSON object of an answer, before it is signed and written.
+#[derive(Debug, Clone)]
+pub struct ApiBody(pub Map<String, Value>);
+
+/// A successful (or partly successful) answer.
+#[derive(Debug, Clone)]
+pub struct Reply(Map<String, Value>);
+
+impl Reply {
+    /// `result: 0`.
+    pub fn ok() -> Reply {
+        Reply::with_result(0)
+    }
+
+    /// An answer with the given `result` code and data.
+    pub fn with_result(code: i64) -> Reply {
+        let mut m = Map::new();
+        m.insert("result".into(), json!(code));
+        Reply(m)
+    }
+
+    /// Adds a field.
+    pub fn field(mut self, name: &str, value: impl Serialize) -> Reply {
+        self.0.insert(
+            name.to_owned(),
+            serde_json::to_value(value).expect("answer fields serialize"),
+        );
+        self
+    }
+
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut r = axum::http::StatusCode::OK.into_response();
+        r.extensions_mut().insert(ApiBody(self.0));
+        r
+    }
+}
+
+/// Middleware: gives each request a [`KeySlot`], logs server-side failures
+/// once, and writes answers as canonical JSON with their `sign`.
+pub async fn finish_answers(mut req: Request, next: Next) -> Response {
+    let slot = KeySlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let path = req.uri().path().to_owned();
+    let mut response = next.run(req).await;
+    if let Some(FailureDetail(detail)) = response.extensions_mut().remove::<FailureDetail>() {
+        tracing::error!(path = %path, error = %detail, "request failed");
+    }
+    if let Some(ApiBody(mut body)) = response.extensions_mut().remove::<ApiBody>() {
+        let sign = slot
+            .0
+            .get()
+            .map(|k| k.sign_response(&body))
+            .unwrap_or_default();
+        body.insert("sign".into(), Value::String(sign));
+        let text = canonical_json(&Value::Object(body));
+        let status = response.status();
+        let mut headers = std::mem::take(response.headers_mut());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        let mut fresh = (status, text).into_response();
+        for (name, value) in headers.iter() {
+            if name != header::CONTENT_LENGTH {
+                fresh.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        return fresh;
+    }
+    response
+}
+
+/// The client's address: the TCP peer, or the configured proxy header.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<App> for ClientIp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<ClientIp, Error> {
+        let header_name = &app.config.http.client_ip_header;
+        if !header_name.is_empty()
+            && let Some(ip) = parts
+                .headers
+                .get(header_name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return Ok(ClientIp(ip));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_handles_plus_and_percent() {
+        let mut p = Params::default();
+        p.parse_form(b"a=b+c&d=%E4%BD%A0%2B&e&f=").unwrap();
+        assert_eq!(p.get("a"), Some("b c"));
+        assert_eq!(p.get("d"), Some("你+"));
+        assert_eq!(p.get("e"), Some(""));
+        assert_eq!(p.optional("f"), None);
+        assert!(p.required("f").is_err());
+    }
+
+    #[test]
+    fn duplicates_bad_names_and_bad_utf8_are_refused() {
+        assert!(Params::default().parse_form(b"a=1&a=2").is_err());
+        assert!(Params::default().parse_form(b"a%20b=1").is_err());
+        assert!(Params::default().parse_form(b"a=%FF").is_err());
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
+        assert!(Params::default().parse_form(many.join("&").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn json_values_become_their_text() {
+        let mut p = Params::default();
+        p.parse_json(br#"{"type":2,"ok":true,"ls":["b", "a"],"n":null,"s":"x"}"#)
+            .unwrap();
+        assert_eq!(p.get("type"), Some("2"));
+        assert_eq!(p.get("ok"), Some("true"));
+        assert_eq!(p.get("ls"), Some(r#"["b","a"]"#));
+        assert_eq!(p.get("n"), None);
+        assert!(Params::default().parse_json(br#"{"o":{}}"#).is_err());
+        assert!(Params::default().parse_json(b"[1]").is_err());
+        assert!(Params::default().parse_json(b"{").is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Access and refresh tokens.
+//!
+//! A login opens a session with an access token (short-lived) and a refresh
+//! token (long-lived, single use: `/refresh_token` swaps it for a new pair,
+//! and presenting a used one revokes the whole session). Tokens are 256-bit
+//! random strings stored only as SHA-256 digests.
+//!
+//! Verification is the hot path of the token service: a verified access
+//! token is kept in memory and answered from there for at most
+//! `tokens.cache_revalidate` seconds before the database is asked again.
+//! Revocations on this instance drop cached entries at once.
+
+pub mod http;
+pub mod tcp;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::config::TokenConfig;
+use crate::crypto::{random_token, sha256};
+use crate::db::Db;
+use crate::error::Error;
+
+const ACCESS_PREFIX: &str = "jgt_";
+const REFRESH_PREFIX: &str = "jgr_";
+/// Prefix + base64url of 32 bytes.
+const TOKEN_LEN: usize = 4 + 43;
+
+/// Whose token it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    #[serde(skip)]
+    pub account_id: i64,
+    #[serde(skip)]
+    pub session_id: i64,
+    pub user_name: Arc<str>,
+    #[serde(rename = "type")]
+    pub type_: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    info: TokenInfo,
+    checked_at: i64,
+}
+
+/// A fresh token pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub expires_at: i64,
+    pub refresh_token: String,
+    pub refresh_expires_at: i64,
+}
+
+/// Token issue, verification, refresh and revocation.
+pub struct Tokens {
+    db: Db,
+    cache: DashMap<[u8; 32], Cached>,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    revalidate: i64,
+}
+
+/// Upper bound on cached verifications; past it the cache starts over.
+const CACHE_MAX: usize = 1_000_000;
+
+fn well_formed(token: &str, prefix: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token.starts_with(prefix)
+        && token[prefix.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Tokens {
+    pub fn new(db: Db, cfg: &TokenConfig) -> Tokens {
+        Tokens {
+            db,
+            cache: DashMap::new(),
+            access_ttl: cfg.access_ttl.max(1) as i64,
+            refresh_ttl: cfg.refresh_ttl.max(1) as i64,
+            revalidate: cfg.cache_revalidate as i64,
+        }
+    }
+
+    /// Opens a session for `account_id` with a new token pair.
+    pub async fn issue(&self, account_id: i64, now: i64) -> Result<Issued, Error> {
+        let mut tx = self.db.begin().await?;
+        let session_id = sqlx::query(
+            "insert into session (account_id, created_at, expires_at) values (?, ?, ?)",
+        )
+        .bind(account_id)
+        .bind(now)
+        .bind(now + self.refresh_ttl)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        let issued = self.insert_pair(&mut tx, session_id, now).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    async fn insert_pair(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        session_id: i64,
+        now: i64,
+    ) -> Result<Issued, Error> {
+        let access = format!("{ACCESS_PREFIX}{}", random_token::<32>());
+        let refresh = format!("{REFRESH_PREFIX}{}", random_token::<32>());
+        let issued = Issued {
+            expires_in: self.access_ttl,
+            expires_at: now + self.access_ttl,
+            refresh_expires_at: now + self.refresh_ttl,
+            access_token: access,
+            refresh_token: refresh,
+        };
+        for (token, kind, expires) in [
+            (&issued.access_token, "access", issued.expires_at),
+            (&issued.refresh_token, "refresh", issued.refresh_expires_at),
+        ] {
+            sqlx::query(
+                "insert into token (hash, session_id, kind, expires_at) values (?, ?, ?, ?)",
+            )
+            .bind(&sha256(token.as_bytes())[..])
+            .bind(session_id)
+            .bind(kind)
+            .bind(expires)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(issued)
+    }
+
+    /// Answers from memory when it can: `None` means "ask [`Tokens::verify`]".
+    pub fn verify_cached(&self, token: &str, now: i64) -> Option<Result<TokenInfo, Error>> {
+        if !well_formed(token, ACCESS_PREFIX) {
+            return Some(Err(Error::AccessToken));
+        }
+        let hash = sha256(token.as_bytes());
+        let entry = self.cache.get(&hash)?;
+        if now >= entry.info.expires_at {
+            drop(entry);
+            self.cache.remove(&hash);
+            return Some(Err(Error::AccessTokenExpired));
+        }
+        if now - entry.checked_at > self.revalidate {
+            return None;
+        }
+        Some(Ok(entry.info.clone()))
+    }
+
+    /// Verifies an access token: 4 if unknown or revoked, 106 if expired.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
+        if let Some(answer) = self.verify_cached(token, now) {
+            return answer;
+        }
+        let hash = sha256(token.as_bytes());
+        let row = sqlx::query(
+            "select t.expires_at, s.id as session_id, a.id as account_id, a.user_name, a.type \
+             from token t join session s on s.id = t.session_id join account a on a.id = s.account_id \
+             where t.hash = ? and t.kind = 'access' and a.state = 'active'",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(row) = row else {
+            self.cache.remove(&hash);
+            return Err(Error::AccessToken);
+        };
+        let info = TokenInfo {
+            account_id: row.get("account_id"),
+            session_id: row.get("session_id"),
+            user_name: Arc::from(row.get::<String, _>("user_name")),
+            type_: row.get("type"),
+            expires_at: row.get("expires_at"),
+        };
+        if now >= info.expires_at {
+            return Err(Error::AccessTokenExpired);
+        }
+        if self.cache.len() >= CACHE_MAX {
+            self.cache.clear();
+        }
+        self.cache.insert(
+            hash,
+            Cached {
+                info: info.clone(),
+                checked_at: now,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Verifies that `token` belongs to `user_name` (4 otherwise).
+    pub async fn verify_owner(&self, token: &str, user_name: &str, now: i64) -> Result<TokenInfo, Error> {
+        let info = self.verify(token, now).await?;
+        if &*info.user_name != user_name {
+            return Err(Error::AccessToken);
+        }
+        Ok(info)
+    }
+
+    /// Swaps a refresh token for a new pair in the same session. A used
+    /// refresh token revokes the session (someone else has a copy).
+    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<(Issued, i64), Error> {
+        if !well_formed(refresh_token, REFRESH_PREFIX) {
+            return Err(Error::RefreshToken);
+        }
+        let hash = sha256(refresh_token.as_bytes());
+        let mut tx = self.db.begin().await?;
+        // Claim the token first (a write), so two concurrent refreshes cannot
+        // both succeed.
+        let claimed = sqlx::query(
+            "update token set used = 1 where hash = ? and kind = 'refresh' and used = 0 and expires_at > ?",
+        )
+        .bind(&hash[..])
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query(
+            "select t.session_id, s.account_id from token t join session s on s.id = t.session_id \
+             join account a on a.id = s.account_id \
+             where t.hash = ? and t.kind = 'refresh' and a.state = 'active'",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(Error::RefreshToken);
+        };
+        let session_id: i64 = row.get("session_id");
+        let account_id: i64 = row.get("account_id");
+        if !claimed {
+            // Used (or expired): end the session.
+            sqlx::query("delete from session where id = ?")
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.forget_session(session_id);
+            return Err(Error::RefreshToken);
+        }
+        sqlx::query("delete from token where session_id = ? and kind = 'access'")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update session set expires_at = ? where id = ?")
+            .bind(now + self.refresh_ttl)
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        let issued = self.insert_pair(&mut tx, session_id, now).await?;
+        tx.commit().await?;
+        self.forget_session(session_id);
+        Ok((issued, account_id))
+    }
+
+    /// Revokes every session of an account (cancel, password change).
+    pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
+        sqlx::query("delete from session where account_id = ?")
+            .bind(account_id)
+            .execute(&self.db)
+            .await?;
+        self.cache.retain(|_, c| c.info.account_id != account_id);
+        Ok(())
+    }
+
+    fn forget_session(&self, session_id: i64) {
+        self.cache.retain(|_, c| c.info.session_id != session_id);
+    }
+
+    /// Deletes expired tokens and sessions; drops expired cache entries.
+    pub async fn prune(&self, now: i64) -> Result<(), Error> {
+        sqlx::query("delete from token where expires_at <= ?")
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        sqlx::query("delete from session where expires_at <= ?")
+            .bind(now)
+            .execute(&self.db)
+            .await?;
+        self.cache.retain(|_, c| c.info.expires_at > now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shape() {
+        let t = format!("{ACCESS_PREFIX}{}", random_token::<32>());
+        assert!(well_formed(&t, ACCESS_PREFIX));
+        assert!(!well_formed(&t, REFRESH_PREFIX));
+        assert!(!well_formed(&t[..t.len() - 1], ACCESS_PREFIX));
+        let mut bad = t.clone();
+        bad.replace_range(10..11, "!");
+        assert!(!well_formed(&bad, ACCESS_PREFIX));
+    }
+}
