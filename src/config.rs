@@ -204,7 +204,16 @@ impl Config {
     /// Embedded defaults with `overlay` (TOML text) on top; no environment.
     /// Used by tests and by tools that build a configuration in memory.
     pub fn from_toml(overlay: &str) -> Result<Config, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(overlay)))
+        Self::from_toml_layers(&[overlay])
+    }
+
+    /// Embedded defaults with each of `layers` merged on top, in order.
+    pub fn from_toml_layers(layers: &[&str]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        for layer in layers {
+            figment = figment.merge(Toml::string(layer));
+        }
+        Self::from_figment(figment)
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {

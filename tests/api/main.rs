@@ -1,0 +1,5 @@
+//! Integration tests: the whole service against a real Prosody.
+
+mod helpers;
+
+mod register;
