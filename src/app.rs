@@ -91,7 +91,11 @@ impl App {
         let jid = self.jid_of(account)?;
         let password = self.jid_password(account)?;
         use secrecy::ExposeSecret;
-        let resource = format!("{}-{}", self.config.xmpp.resource, crate::crypto::random_token::<6>());
+        let resource = format!(
+            "{}-{}",
+            self.config.xmpp.resource,
+            crate::crypto::random_token::<6>()
+        );
         self.xmpp
             .login(&jid, password.expose_secret(), &resource)
             .await

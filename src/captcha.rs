@@ -59,13 +59,20 @@ async fn verify_code(
         .bind(crate::now() + ttl)
         .execute(&app.db)
         .await?;
-    let secure = if app.config.tls.enabled() { "; Secure" } else { "" };
+    let secure = if app.config.tls.enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!("captcha_id={id}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
     let mut response = png.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-captcha-id", HeaderValue::from_str(&id).map_err(Error::internal)?);
+    h.insert(
+        "x-captcha-id",
+        HeaderValue::from_str(&id).map_err(Error::internal)?,
+    );
     h.insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(Error::internal)?,

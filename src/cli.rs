@@ -11,7 +11,11 @@ use crate::config::{AppKind, Config};
 use crate::signing::{SigningKey, canonical_request};
 
 #[derive(Parser, Debug)]
-#[command(name = "jidgate", version, about = "Accounts and matching XMPP identities for phones, devices and WeChat users")]
+#[command(
+    name = "jidgate",
+    version,
+    about = "Accounts and matching XMPP identities for phones, devices and WeChat users"
+)]
 pub struct Cli {
     /// Configuration file (on top of the embedded defaults; environment
     /// variables JIDGATE__SECTION__KEY override both).
@@ -164,8 +168,11 @@ pub fn sign(config: &Config, args: &SignArgs, now: i64) -> anyhow::Result<String
     let key = match (&args.key, app.kind) {
         (Some(hex_key), _) => SigningKey::from_bytes(hex::decode(hex_key)?),
         (None, AppKind::Device) => {
-            let user = user_name
-                .ok_or_else(|| anyhow::anyhow!("device apps sign with a key derived from user_name: give user_name=..."))?;
+            let user = user_name.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "device apps sign with a key derived from user_name: give user_name=..."
+                )
+            })?;
             SigningKey::derive_device(app.secret.expose_secret().as_bytes(), &user)
         }
         (None, _) => SigningKey::from_bytes(app.secret.expose_secret().as_bytes()),

@@ -139,7 +139,9 @@ impl JidCipher {
                     aad: jid.as_bytes(),
                 },
             )
-            .map_err(|_| anyhow::anyhow!("JID password does not decrypt (wrong secrets.jid_key?)"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("JID password does not decrypt (wrong secrets.jid_key?)")
+            })?;
         Ok(SecretString::from(String::from_utf8(plain)?))
     }
 }
@@ -176,7 +178,11 @@ mod tests {
         let back = c.decrypt("d.abc@localhost", &blob).unwrap();
         assert_eq!(back.expose_secret(), "s3cret-jid-password");
         assert!(c.decrypt("d.other@localhost", &blob).is_err());
-        assert!(JidCipher::new(&[8u8; 32]).decrypt("d.abc@localhost", &blob).is_err());
+        assert!(
+            JidCipher::new(&[8u8; 32])
+                .decrypt("d.abc@localhost", &blob)
+                .is_err()
+        );
         let mut tampered = blob.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(c.decrypt("d.abc@localhost", &tampered).is_err());

@@ -236,6 +236,12 @@ mod tests {
         let body = r.extensions().get::<ApiBody>().unwrap();
         assert_eq!(body.0["result"], json!(1));
         assert!(!body.0["error"].as_str().unwrap().contains("shadow"));
-        assert!(r.extensions().get::<FailureDetail>().unwrap().0.contains("shadow"));
+        assert!(
+            r.extensions()
+                .get::<FailureDetail>()
+                .unwrap()
+                .0
+                .contains("shadow")
+        );
     }
 }

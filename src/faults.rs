@@ -35,10 +35,9 @@ impl Faults {
     pub async fn point(&self, point: &'static str) -> Result<(), Error> {
         match &self.0 {
             None => Ok(()),
-            Some(hook) => hook
-                .hit(point)
-                .await
-                .map_err(|why| Error::internal(anyhow::anyhow!("injected fault at {point}: {why}"))),
+            Some(hook) => hook.hit(point).await.map_err(|why| {
+                Error::internal(anyhow::anyhow!("injected fault at {point}: {why}"))
+            }),
         }
     }
 }

@@ -166,9 +166,7 @@ impl FromRequest<App> for Params {
                     "application/json" => params.parse_json(&bytes)?,
                     "application/x-www-form-urlencoded" | "" => params.parse_form(&bytes)?,
                     other => {
-                        return Err(Error::Params(format!(
-                            "unsupported content type {other:?}"
-                        )));
+                        return Err(Error::Params(format!("unsupported content type {other:?}")));
                     }
                 }
             }
@@ -196,9 +194,7 @@ impl FromRequest<App> for Signed {
         let slot = req.extensions().get::<KeySlot>().cloned();
         let params = Params::from_request(req, app).await?;
         let now = crate::now();
-        let (verified, ts) = app
-            .keyring
-            .verify(|n| params.get(n), params.iter(), now)?;
+        let (verified, ts) = app.keyring.verify(|n| params.get(n), params.iter(), now)?;
         let Verified {
             app_id,
             kind,
@@ -349,7 +345,11 @@ mod tests {
         assert!(Params::default().parse_form(b"a%20b=1").is_err());
         assert!(Params::default().parse_form(b"a=%FF").is_err());
         let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
-        assert!(Params::default().parse_form(many.join("&").as_bytes()).is_err());
+        assert!(
+            Params::default()
+                .parse_form(many.join("&").as_bytes())
+                .is_err()
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub struct Service {
 
 /// Builds the shared state: database (migrated), keys, XMPP admin session
 /// (connecting in the background), limits.
-pub async fn build_app(config: Config, faults: Faults, stop: CancellationToken) -> anyhow::Result<App> {
+pub async fn build_app(
+    config: Config,
+    faults: Faults,
+    stop: CancellationToken,
+) -> anyhow::Result<App> {
     let db = db::connect(&config.database).await?;
     db::migrate(&db).await?;
     let jid_key = config.jid_key()?;
@@ -130,7 +134,9 @@ pub async fn build_app(config: Config, faults: Faults, stop: CancellationToken) 
     let provisioner = provisioner::XmppProvisioner::start(
         connector.clone(),
         admin_jid,
-        SecretString::from(secrecy::ExposeSecret::expose_secret(&config.xmpp.admin_password).to_owned()),
+        SecretString::from(
+            secrecy::ExposeSecret::expose_secret(&config.xmpp.admin_password).to_owned(),
+        ),
         format!("{}-admin", config.xmpp.resource),
         {
             let stop = stop.clone();
@@ -197,7 +203,10 @@ impl Service {
     }
 
     /// Serves until `shutdown` resolves, then stops every task.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Service {
             app,
             http,
@@ -218,7 +227,12 @@ impl Service {
                 plain.alpn_protocols.clear();
                 tokio_rustls::TlsAcceptor::from(Arc::new(plain))
             });
-            tokio::spawn(tokens::tcp::serve(app.clone(), listener, acceptor, stop.clone()));
+            tokio::spawn(tokens::tcp::serve(
+                app.clone(),
+                listener,
+                acceptor,
+                stop.clone(),
+            ));
         }
         if !no_reconciler {
             tokio::spawn(reconcile::run(app.clone(), stop.clone()));

@@ -26,7 +26,10 @@ pub trait Provisioner: Send + Sync {
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>>;
 
-    fn delete_user<'a>(&'a self, jid: &'a BareJid) -> BoxFuture<'a, Result<AdminOutcome, XmppError>>;
+    fn delete_user<'a>(
+        &'a self,
+        jid: &'a BareJid,
+    ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>>;
 
     fn change_password<'a>(
         &'a self,
@@ -120,12 +123,15 @@ impl Provisioner for XmppProvisioner {
         jid: &'a BareJid,
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
-        Box::pin(async move {
-            adhoc::add_user(&self.session()?, jid, password.expose_secret()).await
-        })
+        Box::pin(
+            async move { adhoc::add_user(&self.session()?, jid, password.expose_secret()).await },
+        )
     }
 
-    fn delete_user<'a>(&'a self, jid: &'a BareJid) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
+    fn delete_user<'a>(
+        &'a self,
+        jid: &'a BareJid,
+    ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
         Box::pin(async move { adhoc::delete_user(&self.session()?, jid).await })
     }
 

@@ -77,8 +77,10 @@ impl<K: Hash + Eq + Clone> FailureLimiter<K> {
     pub fn fail(&self, key: &K) {
         if let Err(not_until) = self.inner.check_key(key) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.blocked
-                .insert(key.clone(), Instant::now() + wait.max(Duration::from_secs(1)));
+            self.blocked.insert(
+                key.clone(),
+                Instant::now() + wait.max(Duration::from_secs(1)),
+            );
         }
     }
 

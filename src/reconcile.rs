@@ -171,37 +171,39 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         let page = accounts::active_page(&app.db, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        let found: Vec<Result<Vec<Stray>, Error>> =
-            futures::stream::iter(page)
-                .map(|me| async move {
-                    let mut sessions = Sessions::new(app);
-                    let items = sessions.roster(&me).await;
-                    sessions.close().await;
-                    let mut strays = Vec::new();
-                    for item in items? {
-                        let Some(other) = binding::counterpart_of(app, &me, &item.jid).await? else {
-                            continue;
-                        };
-                        let (owner, device) = if me.type_ == 2 {
-                            (other, me.clone())
-                        } else {
-                            (me.clone(), other)
-                        };
-                        if bindings::of_pair(&app.db, owner.id, device.id).await?.is_none() {
-                            let found = format!(
-                                "{} has {} as {}",
-                                me.user_name,
-                                item.jid,
-                                roster::subscription_name(&item.subscription)
-                            );
-                            strays.push((owner, device, found));
-                        }
+        let found: Vec<Result<Vec<Stray>, Error>> = futures::stream::iter(page)
+            .map(|me| async move {
+                let mut sessions = Sessions::new(app);
+                let items = sessions.roster(&me).await;
+                sessions.close().await;
+                let mut strays = Vec::new();
+                for item in items? {
+                    let Some(other) = binding::counterpart_of(app, &me, &item.jid).await? else {
+                        continue;
+                    };
+                    let (owner, device) = if me.type_ == 2 {
+                        (other, me.clone())
+                    } else {
+                        (me.clone(), other)
+                    };
+                    if bindings::of_pair(&app.db, owner.id, device.id)
+                        .await?
+                        .is_none()
+                    {
+                        let found = format!(
+                            "{} has {} as {}",
+                            me.user_name,
+                            item.jid,
+                            roster::subscription_name(&item.subscription)
+                        );
+                        strays.push((owner, device, found));
                     }
-                    Ok(strays)
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
+                }
+                Ok(strays)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
         for f in found {
             for (owner, device, found) in f? {
                 if seen.insert((owner.id, device.id)) {

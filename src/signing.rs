@@ -285,12 +285,14 @@ pub async fn record_nonce(
     nonce: &str,
     expires_at: i64,
 ) -> Result<bool, Error> {
-    let r = sqlx::query("insert into nonce (scope, nonce, expires_at) values (?, ?, ?) on conflict do nothing")
-        .bind(scope)
-        .bind(nonce)
-        .bind(expires_at)
-        .execute(db)
-        .await?;
+    let r = sqlx::query(
+        "insert into nonce (scope, nonce, expires_at) values (?, ?, ?) on conflict do nothing",
+    )
+    .bind(scope)
+    .bind(nonce)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 

@@ -29,7 +29,9 @@ impl UserType {
             "1" => Ok(UserType::Phone),
             "2" => Ok(UserType::Device),
             "3" => Ok(UserType::Wechat),
-            _ => Err(Error::Params("type must be 1 (phone), 2 (device) or 3 (WeChat)".into())),
+            _ => Err(Error::Params(
+                "type must be 1 (phone), 2 (device) or 3 (WeChat)".into(),
+            )),
         }
     }
 
@@ -238,7 +240,14 @@ mod tests {
         for ok in ["SN0001", "ab:cd:ef:01", "dev.x_1-2", &"A".repeat(64)] {
             UserName::parse(UserType::Device, ok).unwrap();
         }
-        for bad in ["abc", "-abc1", "has space", "é1234", &"A".repeat(65), "a/b/c/d"] {
+        for bad in [
+            "abc",
+            "-abc1",
+            "has space",
+            "é1234",
+            &"A".repeat(65),
+            "a/b/c/d",
+        ] {
             assert!(UserName::parse(UserType::Device, bad).is_err(), "{bad}");
         }
     }

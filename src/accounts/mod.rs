@@ -35,7 +35,10 @@ pub fn router() -> Router<App> {
         .route("/login", get(login).post(login))
         .route("/cancel", get(cancel).post(cancel))
         .route("/get_users", get(get_users).post(get_users))
-        .route("/change_password", get(change_password).post(change_password))
+        .route(
+            "/change_password",
+            get(change_password).post(change_password),
+        )
 }
 
 /// Devices sign with their own derived key; phone and WeChat users with an
@@ -149,6 +152,7 @@ pub async fn create(
         crate::now(),
     )
     .await?;
+    app.faults.point("register.before_provision").await?;
     match app.provisioner.add_user(&jid, &jid_pwd).await {
         Ok(AdminOutcome::Done) => {}
         Ok(outcome) => {
@@ -221,7 +225,10 @@ async fn check_credentials(
         .map_err(failed)?;
     let same_type = account.type_ == ty.code();
     let password_ok = app
-        .verify_password(password.secret().clone(), Some(account.password_hash.clone()))
+        .verify_password(
+            password.secret().clone(),
+            Some(account.password_hash.clone()),
+        )
         .await;
     if !(same_type && password_ok) {
         return Err(failed(Error::BadCredentials));
@@ -287,7 +294,8 @@ pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
         app.tokens.revoke_account(account.id).await?;
         tracing::warn!(error = %e, "cancel left for the reconciler");
         return Err(Error::Xmpp(
-            "the XMPP server did not confirm; the cancellation will complete when it is back".into(),
+            "the XMPP server did not confirm; the cancellation will complete when it is back"
+                .into(),
         ));
     }
     app.tokens.revoke_account(account.id).await?;
@@ -357,7 +365,9 @@ pub fn parse_string_list(text: &str, what: &str, max: usize) -> Result<Vec<Strin
     let value: Value = serde_json::from_str(text)
         .map_err(|_| Error::Params(format!("{what} must be a JSON array of strings")))?;
     let Value::Array(items) = value else {
-        return Err(Error::Params(format!("{what} must be a JSON array of strings")));
+        return Err(Error::Params(format!(
+            "{what} must be a JSON array of strings"
+        )));
     };
     if items.is_empty() {
         return Err(Error::Params(format!("{what} is empty")));
@@ -369,7 +379,9 @@ pub fn parse_string_list(text: &str, what: &str, max: usize) -> Result<Vec<Strin
         .into_iter()
         .map(|v| match v {
             Value::String(s) => Ok(s),
-            _ => Err(Error::Params(format!("{what} must be a JSON array of strings"))),
+            _ => Err(Error::Params(format!(
+                "{what} must be a JSON array of strings"
+            ))),
         })
         .collect()
 }

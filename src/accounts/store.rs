@@ -125,7 +125,9 @@ pub async fn by_jid_local(db: &Db, local: &str) -> Result<Option<Account>, Error
 
 /// Accounts in `state` last changed before `before`.
 pub async fn in_state_before(db: &Db, state: &str, before: i64) -> Result<Vec<Account>, Error> {
-    Ok(sqlx::query_as::<_, Account>(select_account!("where state = ? and updated_at <= ? order by id"))
+    Ok(sqlx::query_as::<_, Account>(select_account!(
+        "where state = ? and updated_at <= ? order by id"
+    ))
     .bind(state)
     .bind(before)
     .fetch_all(db)
@@ -134,7 +136,9 @@ pub async fn in_state_before(db: &Db, state: &str, before: i64) -> Result<Vec<Ac
 
 /// Active accounts with an id above `after`, at most `limit`, by id.
 pub async fn active_page(db: &Db, after: i64, limit: i64) -> Result<Vec<Account>, Error> {
-    Ok(sqlx::query_as::<_, Account>(select_account!("where state = 'active' and id > ? order by id limit ?"))
+    Ok(sqlx::query_as::<_, Account>(select_account!(
+        "where state = 'active' and id > ? order by id limit ?"
+    ))
     .bind(after)
     .bind(limit)
     .fetch_all(db)
@@ -142,7 +146,12 @@ pub async fn active_page(db: &Db, after: i64, limit: i64) -> Result<Vec<Account>
 }
 
 /// Records the JID password about to be pushed to the XMPP server.
-pub async fn set_jid_pwd_next(db: &Db, id: i64, next: Option<&[u8]>, now: i64) -> Result<(), Error> {
+pub async fn set_jid_pwd_next(
+    db: &Db,
+    id: i64,
+    next: Option<&[u8]>,
+    now: i64,
+) -> Result<(), Error> {
     sqlx::query("update account set jid_pwd_next = ?, updated_at = ? where id = ?")
         .bind(next)
         .bind(now)
@@ -175,8 +184,10 @@ pub async fn commit_jid_pwd(
 
 /// Active accounts with a JID password push left half-way before `before`.
 pub async fn with_pending_jid_pwd(db: &Db, before: i64) -> Result<Vec<Account>, Error> {
-    Ok(sqlx::query_as::<_, Account>(select_account!("where jid_pwd_next is not null and state = 'active' \
-         and updated_at <= ? order by id"))
+    Ok(sqlx::query_as::<_, Account>(select_account!(
+        "where jid_pwd_next is not null and state = 'active' \
+         and updated_at <= ? order by id"
+    ))
     .bind(before)
     .fetch_all(db)
     .await?)

@@ -52,8 +52,14 @@ pub fn router() -> Router<App> {
         .route("/get_bind_code", get(get_bind_code).post(get_bind_code))
         .route("/set_user_banding", get(set_binding).post(set_binding))
         .route("/set_user_binding", get(set_binding).post(set_binding))
-        .route("/set_user_unbanding", get(set_unbinding).post(set_unbinding))
-        .route("/set_user_unbinding", get(set_unbinding).post(set_unbinding))
+        .route(
+            "/set_user_unbanding",
+            get(set_unbinding).post(set_unbinding),
+        )
+        .route(
+            "/set_user_unbinding",
+            get(set_unbinding).post(set_unbinding),
+        )
         .route("/get_user_banding", get(get_binding).post(get_binding))
         .route("/get_user_binding", get(get_binding).post(get_binding))
 }
@@ -120,13 +126,20 @@ async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, 
 }
 
 /// Checks a device's bind code without using it up (code 111 if wrong).
-async fn check_code(app: &App, ip: IpAddr, device_id: i64, code: Option<&str>) -> Result<[u8; 32], Error> {
+async fn check_code(
+    app: &App,
+    ip: IpAddr,
+    device_id: i64,
+    code: Option<&str>,
+) -> Result<[u8; 32], Error> {
     app.limits.bind_code_fail_ip.check(&ip)?;
     let fail = || {
         app.limits.bind_code_fail_ip.fail(&ip);
         Error::BindCode
     };
-    let code = code.filter(|c| !c.is_empty() && c.len() <= 16).ok_or_else(fail)?;
+    let code = code
+        .filter(|c| !c.is_empty() && c.len() <= 16)
+        .ok_or_else(fail)?;
     let hash = code_hash(code);
     let Some((stored, expires_at, _)) = store::get_code(&app.db, device_id).await? else {
         return Err(fail());
@@ -174,7 +187,10 @@ impl<'a> Sessions<'a> {
     }
 
     /// The roster of an account.
-    pub async fn roster(&mut self, account: &Account) -> Result<Vec<xmpp_parsers::roster::Item>, Error> {
+    pub async fn roster(
+        &mut self,
+        account: &Account,
+    ) -> Result<Vec<xmpp_parsers::roster::Item>, Error> {
         let session = self.open(account).await?;
         Ok(roster::get(session).await?)
     }
@@ -248,7 +264,10 @@ pub async fn establish(
     roster::subscribe_one_way(ds, &dj, os, &oj).await?;
     let state = pair_state(app, sessions, owner, device).await?;
     if !state.is_bound() {
-        tracing::warn!(?state, "roster handshake did not end in a mutual subscription");
+        tracing::warn!(
+            ?state,
+            "roster handshake did not end in a mutual subscription"
+        );
         return Err(Error::RosterRefused);
     }
     Ok(())
@@ -286,12 +305,19 @@ pub async fn accounts_of(app: &App, b: &store::Binding) -> Result<(Account, Acco
     let device = accounts::by_id(&app.db, b.device_id).await?;
     match (owner, device) {
         (Some(o), Some(d)) => Ok((o, d)),
-        _ => Err(Error::internal(anyhow::anyhow!("binding {} without its accounts", b.id))),
+        _ => Err(Error::internal(anyhow::anyhow!(
+            "binding {} without its accounts",
+            b.id
+        ))),
     }
 }
 
 /// Unbinds a row fully: rosters, then the row.
-pub async fn unbind_row(app: &App, sessions: &mut Sessions<'_>, b: &store::Binding) -> Result<(), Error> {
+pub async fn unbind_row(
+    app: &App,
+    sessions: &mut Sessions<'_>,
+    b: &store::Binding,
+) -> Result<(), Error> {
     let (owner, device) = accounts_of(app, b).await?;
     store::mark_unbinding(&app.db, b.id, crate::now()).await?;
     dissolve(app, sessions, &owner, &device).await?;
@@ -350,11 +376,19 @@ impl ItemResult {
 /// `result` of a list call: 0 if every item succeeded, else the first
 /// failing item's code; `result_ls` has every item.
 fn list_reply(items: Vec<ItemResult>) -> Reply {
-    let overall = items.iter().map(|i| i.result).find(|c| *c != 0).unwrap_or(0);
+    let overall = items
+        .iter()
+        .map(|i| i.result)
+        .find(|c| *c != 0)
+        .unwrap_or(0);
     Reply::with_result(overall).field("result_ls", items)
 }
 
-async fn set_binding(State(app): State<App>, ClientIp(ip): ClientIp, signed: Signed) -> Result<Reply, Error> {
+async fn set_binding(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    signed: Signed,
+) -> Result<Reply, Error> {
     let p = &signed.params;
     let names = parse_name_list(p.required("user_name_ls")?, app.config.binding.max_names)?;
     let codes: Vec<Option<String>> = match app.config.binding.proof {
@@ -421,8 +455,7 @@ async fn bind_one(
     if let Err(e) = establish(app, sessions, owner, &device).await {
         // Leave nothing half-done if the server lets us; else the row stays
         // `binding` and the reconciler removes what was made.
-        if !matches!(e, Error::Internal(_))
-            && dissolve(app, sessions, owner, &device).await.is_ok()
+        if !matches!(e, Error::Internal(_)) && dissolve(app, sessions, owner, &device).await.is_ok()
         {
             store::delete(&app.db, id).await?;
         }
@@ -447,7 +480,12 @@ async fn set_unbinding(State(app): State<App>, signed: Signed) -> Result<Reply, 
     Ok(list_reply(items))
 }
 
-async fn unbind_one(app: &App, sessions: &mut Sessions<'_>, me: &Account, name: &str) -> Result<(), Error> {
+async fn unbind_one(
+    app: &App,
+    sessions: &mut Sessions<'_>,
+    me: &Account,
+    name: &str,
+) -> Result<(), Error> {
     let other = accounts::by_name(&app.db, name)
         .await?
         .filter(|a| a.state == "active")
@@ -496,7 +534,11 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
     let items = sessions.roster(&me).await;
     sessions.close().await;
     let items = items?;
-    let my_group = if is_device(&me) { GROUP_OWNERS } else { GROUP_DEVICES };
+    let my_group = if is_device(&me) {
+        GROUP_OWNERS
+    } else {
+        GROUP_DEVICES
+    };
 
     // Every binding row of mine, by the other side's JID.
     let mut rows: HashMap<BareJid, (Account, String)> = HashMap::new();
@@ -562,7 +604,11 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
 /// The account behind a roster JID, if it is one jidgate manages as the
 /// other side of a binding with `me` (a device for owners, an owner for
 /// devices).
-pub async fn counterpart_of(app: &App, me: &Account, jid: &BareJid) -> Result<Option<Account>, Error> {
+pub async fn counterpart_of(
+    app: &App,
+    me: &Account,
+    jid: &BareJid,
+) -> Result<Option<Account>, Error> {
     if jid.domain().as_str() != app.config.xmpp.domain {
         return Ok(None);
     }

@@ -18,17 +18,22 @@ pub struct Binding {
 /// `select <every column> from binding <tail>`, as a static string.
 macro_rules! select_binding {
     ($tail:literal) => {
-        concat!("select id, owner_id, device_id, state, updated_at from binding ", $tail)
+        concat!(
+            "select id, owner_id, device_id, state, updated_at from binding ",
+            $tail
+        )
     };
 }
 
 /// The binding of a pair, in any state.
 pub async fn of_pair(db: &Db, owner_id: i64, device_id: i64) -> Result<Option<Binding>, Error> {
-    Ok(sqlx::query_as::<_, Binding>(select_binding!("where owner_id = ? and device_id = ?"))
-    .bind(owner_id)
-    .bind(device_id)
-    .fetch_optional(db)
-    .await?)
+    Ok(
+        sqlx::query_as::<_, Binding>(select_binding!("where owner_id = ? and device_id = ?"))
+            .bind(owner_id)
+            .bind(device_id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// Starts binding a pair: a new row in state `binding`, or a stale pending
@@ -81,7 +86,9 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), Error> {
 
 /// Every binding an account takes part in, either side, any state.
 pub async fn of_account(db: &Db, account_id: i64) -> Result<Vec<Binding>, Error> {
-    Ok(sqlx::query_as::<_, Binding>(select_binding!("where owner_id = ? or device_id = ? order by id"))
+    Ok(sqlx::query_as::<_, Binding>(select_binding!(
+        "where owner_id = ? or device_id = ? order by id"
+    ))
     .bind(account_id)
     .bind(account_id)
     .fetch_all(db)
@@ -90,7 +97,9 @@ pub async fn of_account(db: &Db, account_id: i64) -> Result<Vec<Binding>, Error>
 
 /// Bindings in `state` last changed at or before `before`.
 pub async fn in_state_before(db: &Db, state: &str, before: i64) -> Result<Vec<Binding>, Error> {
-    Ok(sqlx::query_as::<_, Binding>(select_binding!("where state = ? and updated_at <= ? order by id"))
+    Ok(sqlx::query_as::<_, Binding>(select_binding!(
+        "where state = ? and updated_at <= ? order by id"
+    ))
     .bind(state)
     .bind(before)
     .fetch_all(db)
@@ -99,7 +108,9 @@ pub async fn in_state_before(db: &Db, state: &str, before: i64) -> Result<Vec<Bi
 
 /// Bound pairs with an id above `after`, at most `limit`, by id.
 pub async fn bound_page(db: &Db, after: i64, limit: i64) -> Result<Vec<Binding>, Error> {
-    Ok(sqlx::query_as::<_, Binding>(select_binding!("where state = 'bound' and id > ? order by id limit ?"))
+    Ok(sqlx::query_as::<_, Binding>(select_binding!(
+        "where state = 'bound' and id > ? order by id limit ?"
+    ))
     .bind(after)
     .bind(limit)
     .fetch_all(db)
@@ -123,12 +134,12 @@ pub async fn put_code(db: &Db, device_id: i64, hash: &[u8], expires_at: i64) -> 
 
 /// A device's current code: (hash, expiry, wrong attempts so far).
 pub async fn get_code(db: &Db, device_id: i64) -> Result<Option<(Vec<u8>, i64, i64)>, Error> {
-    Ok(sqlx::query_as(
-        "select code_hash, expires_at, attempts from bind_code where device_id = ?",
+    Ok(
+        sqlx::query_as("select code_hash, expires_at, attempts from bind_code where device_id = ?")
+            .bind(device_id)
+            .fetch_optional(db)
+            .await?,
     )
-    .bind(device_id)
-    .fetch_optional(db)
-    .await?)
 }
 
 /// Uses up a device's code, if it is still the one checked. False if a

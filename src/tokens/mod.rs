@@ -198,7 +198,12 @@ impl Tokens {
     }
 
     /// Verifies that `token` belongs to `user_name` (4 otherwise).
-    pub async fn verify_owner(&self, token: &str, user_name: &str, now: i64) -> Result<TokenInfo, Error> {
+    pub async fn verify_owner(
+        &self,
+        token: &str,
+        user_name: &str,
+        now: i64,
+    ) -> Result<TokenInfo, Error> {
         let info = self.verify(token, now).await?;
         if &*info.user_name != user_name {
             return Err(Error::AccessToken);

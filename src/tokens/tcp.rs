@@ -33,7 +33,12 @@ use crate::http::Params;
 use crate::signing::record_nonce;
 
 /// Accepts connections until `stop` is cancelled.
-pub async fn serve(app: App, listener: TcpListener, tls: Option<TlsAcceptor>, stop: CancellationToken) {
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -296,7 +301,11 @@ impl Connection {
         match cmd {
             "verify_access_token" => {
                 let Some(token) = parsed.access_token else {
-                    return error_reply(out, seq, &Error::Params("access_token is required".into()));
+                    return error_reply(
+                        out,
+                        seq,
+                        &Error::Params("access_token is required".into()),
+                    );
                 };
                 let now = crate::now();
                 match self.app.tokens.verify_cached(&token, now) {
@@ -317,7 +326,11 @@ impl Connection {
                     Some(Ok(names)) => names,
                     Some(Err(e)) => return error_reply(out, seq, &e),
                     None => {
-                        return error_reply(out, seq, &Error::Params("user_name_ls is required".into()));
+                        return error_reply(
+                            out,
+                            seq,
+                            &Error::Params("user_name_ls is required".into()),
+                        );
                     }
                 };
                 let app = self.app.clone();

@@ -109,7 +109,11 @@ pub async fn execute(
     Ok(reply)
 }
 
-async fn run(session: &SessionHandle, to: Jid, command: Element) -> Result<CommandReply, XmppError> {
+async fn run(
+    session: &SessionHandle,
+    to: Jid,
+    command: Element,
+) -> Result<CommandReply, XmppError> {
     let payload = session
         .iq(Some(to), IqRequest::Set(command))
         .await?
@@ -145,7 +149,11 @@ pub async fn add_user(
 ) -> Result<AdminOutcome, XmppError> {
     let form = admin_form(vec![
         field("accountjid", FieldType::JidSingle, vec![jid.to_string()]),
-        field("password", FieldType::TextPrivate, vec![password.to_owned()]),
+        field(
+            "password",
+            FieldType::TextPrivate,
+            vec![password.to_owned()],
+        ),
         field(
             "password-verify",
             FieldType::TextPrivate,
@@ -170,7 +178,10 @@ pub async fn add_user(
 
 /// XEP-0133 §4.2 delete-user. Deleting an account that does not exist is
 /// [`AdminOutcome::NoSuchUser`], not an error, so retries are harmless.
-pub async fn delete_user(session: &SessionHandle, jid: &BareJid) -> Result<AdminOutcome, XmppError> {
+pub async fn delete_user(
+    session: &SessionHandle,
+    jid: &BareJid,
+) -> Result<AdminOutcome, XmppError> {
     let form = admin_form(vec![field(
         "accountjids",
         FieldType::JidMulti,
@@ -208,7 +219,11 @@ pub async fn change_user_password(
 ) -> Result<AdminOutcome, XmppError> {
     let form = admin_form(vec![
         field("accountjid", FieldType::JidSingle, vec![jid.to_string()]),
-        field("password", FieldType::TextPrivate, vec![password.to_owned()]),
+        field(
+            "password",
+            FieldType::TextPrivate,
+            vec![password.to_owned()],
+        ),
     ]);
     let to = Jid::from(jid.domain().to_owned());
     match execute(

@@ -145,7 +145,10 @@ impl Connector {
                         roots.add(cert?)?;
                     }
                 }
-                anyhow::ensure!(!roots.is_empty(), "no CA certificate to verify the XMPP server");
+                anyhow::ensure!(
+                    !roots.is_empty(),
+                    "no CA certificate to verify the XMPP server"
+                );
                 let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                     rustls::crypto::ring::default_provider(),
                 ))
@@ -220,8 +223,15 @@ impl Connector {
             .map_err(|e| XmppError::Protocol(e.to_string()))?;
         match &self.tls {
             None => {
-                self.authenticate(stream, features, jid, password, resource, ChannelBinding::None)
-                    .await
+                self.authenticate(
+                    stream,
+                    features,
+                    jid,
+                    password,
+                    resource,
+                    ChannelBinding::None,
+                )
+                .await
             }
             Some((connector, name)) => {
                 if features.starttls.is_none() {
@@ -347,7 +357,9 @@ fn exporter_binding<S>(tls: &tokio_rustls::client::TlsStream<S>) -> ChannelBindi
 }
 
 /// Sends `<starttls/>`, waits for `<proceed/>` and returns the bare TCP stream.
-async fn starttls(mut stream: FallibleStream<BufStream<TcpStream>>) -> Result<TcpStream, XmppError> {
+async fn starttls(
+    mut stream: FallibleStream<BufStream<TcpStream>>,
+) -> Result<TcpStream, XmppError> {
     stream
         .send(&XmppStreamElement::Starttls(starttls::Nonza::Request(
             starttls::Request,

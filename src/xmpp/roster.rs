@@ -73,7 +73,8 @@ pub async fn remove_item(session: &Session, jid: &BareJid) -> Result<(), XmppErr
     match session.iq(None, IqRequest::Set(one_item(item))).await {
         Ok(_) => Ok(()),
         Err(XmppError::Stanza(e))
-            if e.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound =>
+            if e.defined_condition
+                == xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound =>
         {
             Ok(())
         }

@@ -233,7 +233,10 @@ impl Prosody {
     pub fn xmpp_toml(&self) -> String {
         let security = match &self.ca_file {
             None => "security = \"plaintext\"".to_owned(),
-            Some(ca) => format!("security = \"starttls\"\nca_file = {:?}", ca.display().to_string()),
+            Some(ca) => format!(
+                "security = \"starttls\"\nca_file = {:?}",
+                ca.display().to_string()
+            ),
         };
         format!(
             "[xmpp]\ndomain = \"{DOMAIN}\"\nserver = \"127.0.0.1:{}\"\n{security}\n\
@@ -342,7 +345,11 @@ impl TestApp {
         let base = base_toml(prosody, &db_file);
         let config = Config::from_toml_layers(&[&base, &settings.toml])
             .unwrap_or_else(|e| panic!("{e}\n{base}\n{}", settings.toml));
-        let scheme = if config.tls.enabled() { "https" } else { "http" };
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tokens = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service = Service::build(
@@ -417,13 +424,28 @@ impl TestApp {
     /// Signs `params` for `app_id` (device products derive the key from
     /// `user_name`), adding `app_id`, `ts`, `nonce` and `param_sign`.
     pub fn sign(app_id: &str, params: &[(&str, &str)]) -> (Vec<(String, String)>, SigningKey) {
+        Self::sign_at(
+            app_id,
+            params,
+            jidgate::now(),
+            &jidgate::crypto::random_token::<12>(),
+        )
+    }
+
+    /// [`TestApp::sign`] with a chosen `ts` and `nonce`.
+    pub fn sign_at(
+        app_id: &str,
+        params: &[(&str, &str)],
+        ts: i64,
+        nonce: &str,
+    ) -> (Vec<(String, String)>, SigningKey) {
         let mut all: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         all.push(("app_id".into(), app_id.into()));
-        all.push(("ts".into(), jidgate::now().to_string()));
-        all.push(("nonce".into(), jidgate::crypto::random_token::<12>()));
+        all.push(("ts".into(), ts.to_string()));
+        all.push(("nonce".into(), nonce.into()));
         let key = key_for(app_id, params);
         let canonical = canonical_request(all.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         all.push(("param_sign".into(), key.sign(canonical.as_bytes())));

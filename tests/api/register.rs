@@ -7,7 +7,8 @@ async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
     let app = TestApp::spawn(&prosody).await;
 
     // Act: register (signed with the device's own key, no captcha), log in.
-    app.register_device("SN-0001", "device-pass-1", "Kitchen lamp").await;
+    app.register_device("SN-0001", "device-pass-1", "Kitchen lamp")
+        .await;
     let login = app.login_device("SN-0001", "device-pass-1").await;
 
     // Assert: the answer has what a device needs, and never the password.
@@ -20,7 +21,10 @@ async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
     assert!(info.get("password").is_none(), "{info}");
     let jid = info["jid"].as_str().unwrap().to_owned();
     let jid_pwd = info["jid_pwd"].as_str().unwrap().to_owned();
-    assert!(jid.starts_with("d.") && jid.ends_with("@localhost"), "{jid}");
+    assert!(
+        jid.starts_with("d.") && jid.ends_with("@localhost"),
+        "{jid}"
+    );
     assert!(jid_pwd.len() >= 32, "JID password has at least 128 bits");
     assert!(login["access_token"].as_str().unwrap().starts_with("jgt_"));
     assert!(login["expires_at"].as_i64().unwrap() > jidgate::now());
@@ -37,11 +41,19 @@ async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
         .call(
             DEVICE_APP_ID,
             "/cancel",
-            &[("user_name", "SN-0001"), ("password", "device-pass-1"), ("type", "2")],
+            &[
+                ("user_name", "SN-0001"),
+                ("password", "device-pass-1"),
+                ("type", "2"),
+            ],
         )
         .await;
     assert_eq!(cancel["result"], 0, "{cancel}");
-    let err = prosody.login(&jid, &jid_pwd).await.err().expect("login must fail");
+    let err = prosody
+        .login(&jid, &jid_pwd)
+        .await
+        .err()
+        .expect("login must fail");
     assert!(err.is_auth(), "{err}");
     assert!(!prosody.has_account(local));
     assert_eq!(app.count("select count(*) from account").await, 0);
@@ -103,7 +115,10 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
 
     let rows = app.account_rows().await;
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|(_, state, local)| state == "active" && local.starts_with("p.")));
+    assert!(
+        rows.iter()
+            .all(|(_, state, local)| state == "active" && local.starts_with("p."))
+    );
     for (_, _, local) in &rows {
         assert!(prosody.has_account(local));
     }
@@ -155,12 +170,20 @@ async fn a_wrong_expired_or_reused_captcha_creates_nothing() {
     let (id, answer, _) = app.captcha().await;
     let wrong = format!("{answer}x");
     assert_eq!(register(id.clone(), wrong).await["result"], 5);
-    assert_eq!(register(id, answer).await["result"], 5, "a captcha is single use");
+    assert_eq!(
+        register(id, answer).await["result"],
+        5,
+        "a captcha is single use"
+    );
 
     // No captcha at all, or an unknown id.
     let (pairs, _) = TestApp::sign(
         APP_ID,
-        &[("user_name", "13700137000"), ("password", "phone-pass-1"), ("type", "1")],
+        &[
+            ("user_name", "13700137000"),
+            ("password", "phone-pass-1"),
+            ("type", "1"),
+        ],
     );
     let (_, body) = app.raw_get("/register", &pairs).await;
     assert_eq!(body["result"], 5, "{body}");
@@ -229,5 +252,10 @@ async fn a_wechat_user_registers_with_a_captcha_and_logs_in_without_one() {
         )
         .await;
     assert_eq!(login["result"], 0, "{login}");
-    assert!(login["user_info"]["jid"].as_str().unwrap().starts_with("w."));
+    assert!(
+        login["user_info"]["jid"]
+            .as_str()
+            .unwrap()
+            .starts_with("w.")
+    );
 }
