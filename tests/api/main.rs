@@ -3,6 +3,7 @@
 mod helpers;
 
 mod bad_input;
+mod binding;
 mod faults;
 mod register;
 mod tls;

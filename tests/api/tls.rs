@@ -86,7 +86,11 @@ async fn the_register_api_and_the_token_service_speak_tls_when_configured() {
     // The token service over TLS.
     let tls = {
         let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut std::fs::read(prosody.ca_file.as_ref().unwrap()).unwrap().as_slice()) {
+        for c in rustls_pemfile::certs(
+            &mut std::fs::read(prosody.ca_file.as_ref().unwrap())
+                .unwrap()
+                .as_slice(),
+        ) {
             roots.add(c.unwrap()).unwrap();
         }
         rustls::ClientConfig::builder()
@@ -94,14 +98,18 @@ async fn the_register_api_and_the_token_service_speak_tls_when_configured() {
             .with_no_client_auth()
     };
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
-    let tcp = tokio::net::TcpStream::connect(app.token_addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(app.token_addr)
+        .await
+        .unwrap();
     let stream = connector
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .unwrap();
     let (rd, mut wr) = tokio::io::split(stream);
     let mut lines = BufReader::new(rd).lines();
-    wr.write_all(b"{\"seq\":1,\"cmd\":\"ping\"}\n").await.unwrap();
+    wr.write_all(b"{\"seq\":1,\"cmd\":\"ping\"}\n")
+        .await
+        .unwrap();
     let reply: serde_json::Value =
         serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
     assert_eq!(reply["seq"], 1);
