@@ -7,3 +7,4 @@ mod binding;
 mod faults;
 mod register;
 mod tls;
+mod token_service;
