@@ -138,6 +138,7 @@ pub struct TokenConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenServiceConfig {
     pub listen: String,
+    pub threads: usize,
     pub idle_timeout: u64,
     pub max_line_bytes: usize,
 }

@@ -19,8 +19,10 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -32,13 +34,33 @@ use crate::error::{Error, code};
 use crate::http::Params;
 use crate::signing::record_nonce;
 
-/// Accepts connections until `stop` is cancelled.
+/// Accepts connections until `stop` is cancelled, and hands them to
+/// `token_service.threads` dedicated threads, each running a single-threaded
+/// runtime: a connection lives on one thread, so its hot path has no
+/// cross-thread wake-ups (the shape of Redis's event loop).
 pub async fn serve(
     app: App,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
+    let threads = app.config.token_service.threads.max(1);
+    let mut workers = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let (app, tls, stop) = (app.clone(), tls.clone(), stop.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("jidgate-tokens-{i}"))
+            .spawn(move || worker(app, tls, stop, rx));
+        match spawned {
+            Ok(_) => workers.push(tx),
+            Err(e) => tracing::error!(error = %e, "cannot start a token service thread"),
+        }
+    }
+    if workers.is_empty() {
+        return;
+    }
+    let mut next = 0;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -53,25 +75,80 @@ pub async fn serve(
             }
         };
         let _ = socket.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let result = match tls {
-                None => Connection::new(app).run(socket, stop).await,
-                Some(acceptor) => {
-                    let timeout = Duration::from_secs(app.config.token_service.idle_timeout.max(1));
-                    match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
-                        Ok(Ok(stream)) => Connection::new(app).run(stream, stop).await,
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Ok(()),
-                    }
+        match socket.into_std() {
+            Ok(std) => {
+                let _ = workers[next % workers.len()].send((std, peer));
+                next = next.wrapping_add(1);
+            }
+            Err(e) => tracing::warn!(error = %e, "token service hand-off failed"),
+        }
+    }
+}
+
+/// One token service thread.
+fn worker(
+    app: App,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+    mut sockets: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a token service runtime");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        loop {
+            let (std, peer) = tokio::select! {
+                _ = stop.cancelled() => return,
+                s = sockets.recv() => match s {
+                    Some(s) => s,
+                    None => return,
+                },
+            };
+            let socket = match TcpStream::from_std(std) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token service socket unusable");
+                    continue;
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "token service connection ended");
+            tokio::spawn(connection(
+                app.clone(),
+                socket,
+                peer,
+                tls.clone(),
+                stop.clone(),
+            ));
+        }
+    });
+}
+
+async fn connection(
+    app: App,
+    socket: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
+    let result = match tls {
+        None => Connection::new(app).run(socket, stop).await,
+        Some(acceptor) => {
+            let timeout = Duration::from_secs(app.config.token_service.idle_timeout.max(1));
+            match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => Connection::new(app).run(stream, stop).await,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Ok(()),
             }
-        });
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "token service connection ended");
     }
 }
 
@@ -125,17 +202,15 @@ impl std::fmt::Write for Utf8Vec<'_> {
     }
 }
 
-fn verify_reply(out: &mut Vec<u8>, seq: &str, r: Result<crate::tokens::TokenInfo, Error>) {
+fn verify_reply(
+    out: &mut Vec<u8>,
+    seq: &str,
+    r: Result<(&crate::tokens::TokenInfo, &[u8]), Error>,
+) {
     match r {
-        Ok(info) => {
+        Ok((_, tail)) => {
             head(out, seq, 0);
-            out.extend_from_slice(b",\"validate\":true,\"user_name\":");
-            serde_json::to_writer(&mut *out, &*info.user_name).expect("strings serialize");
-            out.extend_from_slice(b",\"type\":");
-            out.extend_from_slice(itoa::Buffer::new().format(info.type_).as_bytes());
-            out.extend_from_slice(b",\"expires_at\":");
-            out.extend_from_slice(itoa::Buffer::new().format(info.expires_at).as_bytes());
-            out.extend_from_slice(b"}\n");
+            out.extend_from_slice(tail);
         }
         Err(e @ (Error::AccessToken | Error::AccessTokenExpired)) => {
             head(out, seq, e.code());
@@ -143,6 +218,151 @@ fn verify_reply(out: &mut Vec<u8>, seq: &str, r: Result<crate::tokens::TokenInfo
         }
         Err(e) => error_reply(out, seq, &e),
     }
+}
+
+/// The members of a flat request line, found without a full JSON parse.
+#[derive(Debug, Default, PartialEq)]
+struct Flat<'a> {
+    seq: Option<&'a str>,
+    cmd: Option<&'a str>,
+    access_token: Option<&'a str>,
+}
+
+/// Reads a flat JSON object whose members are plain strings (printable
+/// ASCII, no escapes) or numbers: the shape of every verification a client
+/// sends. `None` for anything else, which the general JSON parser handles.
+fn scan_flat(line: &[u8]) -> Option<Flat<'_>> {
+    let b = line;
+    let n = b.len();
+    let mut i = 0;
+    macro_rules! skip_ws {
+        () => {
+            while i < n && matches!(b[i], b' ' | b'\t' | b'\r') {
+                i += 1;
+            }
+        };
+    }
+    // A plain string at `i`: its content's range, `i` after the quote.
+    macro_rules! plain_string {
+        () => {{
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            // One pass: find the closing quote, refuse escapes, control
+            // characters and anything not ASCII.
+            let start = i + 1;
+            let mut end = start;
+            loop {
+                match *b.get(end)? {
+                    b'"' => break,
+                    b'\\' | 0..=0x1f | 0x7f..=0xff => return None,
+                    _ => end += 1,
+                }
+            }
+            i = end + 1;
+            (start, end)
+        }};
+    }
+    let mut flat = Flat::default();
+    skip_ws!();
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    skip_ws!();
+    if b.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            skip_ws!();
+            let (ks, ke) = plain_string!();
+            skip_ws!();
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+            skip_ws!();
+            let (vs, ve, quoted) = match *b.get(i)? {
+                b'"' => {
+                    let (s, e) = plain_string!();
+                    (s - 1, e + 1, true)
+                }
+                c if c.is_ascii_digit() || c == b'-' => {
+                    let s = i;
+                    i = json_number_end(b, i)?;
+                    (s, i, false)
+                }
+                _ => return None,
+            };
+            let (slot, wants_string) = match &b[ks..ke] {
+                b"seq" => (&mut flat.seq, None),
+                b"cmd" => (&mut flat.cmd, Some(true)),
+                b"access_token" => (&mut flat.access_token, Some(true)),
+                _ => (&mut None, None),
+            };
+            if slot.is_some() {
+                return None;
+            }
+            // Only ASCII was accepted, so these conversions cannot fail.
+            *slot = Some(match wants_string {
+                // seq: echoed as written, quotes included.
+                None => std::str::from_utf8(&b[vs..ve]).ok()?,
+                Some(_) if quoted => std::str::from_utf8(&b[vs + 1..ve - 1]).ok()?,
+                Some(_) => return None,
+            });
+            skip_ws!();
+            match *b.get(i)? {
+                b',' => i += 1,
+                b'}' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    skip_ws!();
+    if i != n || flat.seq.is_some_and(|s| s.len() > 64) {
+        return None;
+    }
+    Some(flat)
+}
+
+/// The end of the JSON number starting at `i` (RFC 8259 grammar).
+fn json_number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > s
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            digits(&mut i);
+        }
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    Some(i)
 }
 
 /// A `seq` is echoed verbatim: a JSON number or string, short.
@@ -167,16 +387,23 @@ impl Connection {
 
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         mut self,
-        stream: S,
+        mut stream: S,
         stop: CancellationToken,
     ) -> std::io::Result<()> {
-        let (mut rd, mut wr) = tokio::io::split(stream);
         let idle = Duration::from_secs(self.app.config.token_service.idle_timeout.max(1));
         let mut input = BytesMut::with_capacity(64 * 1024);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut discarding = false;
         let mut reading = true;
-        let mut deadline = tokio::time::Instant::now() + idle;
+        // One timer and one cancellation future for the connection's life:
+        // making them anew each round costs more than the request itself.
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
+        let mut active = false;
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
+        // One task owns the stream: it reads in the select, and writes what a
+        // round produced after it (no split, no lock per poll).
         while reading || self.in_flight > 0 {
             tokio::select! {
                 biased;
@@ -190,64 +417,63 @@ impl Connection {
                         out.extend_from_slice(&reply);
                     }
                 }
-                n = rd.read_buf(&mut input), if reading => {
+                n = stream.read_buf(&mut input), if reading => {
                     let n = n?;
                     if n == 0 {
                         reading = false;
                         if !input.is_empty() && !discarding {
                             let line = input.split();
-                            self.line(&line, &mut out).await;
+                            self.line(&line, &mut out, crate::now()).await;
                         }
                     } else {
-                        deadline = tokio::time::Instant::now() + idle;
+                        active = true;
                         self.lines(&mut input, &mut out, &mut discarding).await;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline), if reading => {
-                    tracing::debug!("token service connection idle; closing");
-                    break;
+                _ = &mut idle_timer, if reading => {
+                    // Re-armed lazily: only a full quiet period closes.
+                    if !std::mem::take(&mut active) {
+                        tracing::debug!("token service connection idle; closing");
+                        break;
+                    }
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 }
-                _ = stop.cancelled() => break,
+                _ = &mut stopped => break,
             }
             if !out.is_empty() {
-                wr.write_all(&out).await?;
+                stream.write_all(&out).await?;
                 out.clear();
                 if out.capacity() > 1 << 20 {
                     out.shrink_to(64 * 1024);
                 }
             }
         }
-        let _ = wr.shutdown().await;
+        let _ = stream.shutdown().await;
         Ok(())
     }
 
     /// Handles every complete line in `input`, leaving a partial one.
     async fn lines(&mut self, input: &mut BytesMut, out: &mut Vec<u8>, discarding: &mut bool) {
-        loop {
-            match memchr::memchr(b'\n', input) {
-                Some(i) => {
-                    let line = input.split_to(i + 1);
-                    if *discarding {
-                        *discarding = false;
-                        continue;
-                    }
-                    if i > self.max_line {
-                        self.too_long(out);
-                        continue;
-                    }
-                    self.line(&line[..i], out).await;
-                }
-                None => {
-                    if input.len() > self.max_line {
-                        if !*discarding {
-                            self.too_long(out);
-                        }
-                        *discarding = true;
-                        input.advance(input.len());
-                    }
-                    return;
-                }
+        let now = crate::now();
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &input[start..]) {
+            let end = start + i;
+            if *discarding {
+                *discarding = false;
+            } else if i > self.max_line {
+                self.too_long(out);
+            } else {
+                self.line(&input[start..end], out, now).await;
             }
+            start = end + 1;
+        }
+        input.advance(start);
+        if input.len() > self.max_line {
+            if !*discarding {
+                self.too_long(out);
+            }
+            *discarding = true;
+            input.clear();
         }
     }
 
@@ -259,10 +485,25 @@ impl Connection {
         );
     }
 
-    async fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+    async fn line(&mut self, line: &[u8], out: &mut Vec<u8>, now: i64) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
+        }
+        // The hot path: a verification, answered from memory.
+        if self.peer_app.is_some()
+            && let Some(flat) = scan_flat(line)
+            && flat.cmd == Some("verify_access_token")
+            && let Some(token) = flat.access_token
+        {
+            let seq = flat.seq.unwrap_or("null");
+            let cached = self
+                .app
+                .tokens
+                .with_cached(token, now, |answer| verify_reply(out, seq, answer));
+            if cached.is_some() {
+                return;
+            }
         }
         let parsed: Line<'_> = match serde_json::from_slice(line) {
             Ok(p) => p,
@@ -307,15 +548,24 @@ impl Connection {
                         &Error::Params("access_token is required".into()),
                     );
                 };
-                let now = crate::now();
-                match self.app.tokens.verify_cached(&token, now) {
-                    Some(answer) => verify_reply(out, seq, answer),
+                let answered = self
+                    .app
+                    .tokens
+                    .with_cached(&token, now, |answer| verify_reply(out, seq, answer));
+                match answered {
+                    Some(()) => {}
                     None => {
                         let app = self.app.clone();
                         let (seq, token) = (seq.to_owned(), token.into_owned());
                         self.spawn(async move {
                             let mut reply = Vec::with_capacity(160);
-                            verify_reply(&mut reply, &seq, app.tokens.verify(&token, now).await);
+                            match app.tokens.verify(&token, now).await {
+                                Ok(info) => {
+                                    let tail = crate::tokens::reply_tail(&info);
+                                    verify_reply(&mut reply, &seq, Ok((&info, &tail)))
+                                }
+                                Err(e) => verify_reply(&mut reply, &seq, Err(e)),
+                            }
                             reply
                         });
                     }
@@ -418,17 +668,15 @@ mod tests {
     #[test]
     fn replies_are_json_lines() {
         let mut out = Vec::new();
-        verify_reply(
-            &mut out,
-            "7",
-            Ok(crate::tokens::TokenInfo {
-                account_id: 1,
-                session_id: 1,
-                user_name: Arc::from("SN\"1"),
-                type_: 2,
-                expires_at: 99,
-            }),
-        );
+        let info = crate::tokens::TokenInfo {
+            account_id: 1,
+            session_id: 1,
+            user_name: Arc::from("SN\"1"),
+            type_: 2,
+            expires_at: 99,
+        };
+        let tail = crate::tokens::reply_tail(&info);
+        verify_reply(&mut out, "7", Ok((&info, &tail)));
         verify_reply(&mut out, "\"a\"", Err(Error::AccessTokenExpired));
         error_reply(&mut out, "null", &Error::Params("x".into()));
         let text = String::from_utf8(out).unwrap();
@@ -443,6 +691,39 @@ mod tests {
         assert_eq!(lines[1]["result"], 106);
         assert_eq!(lines[1]["validate"], false);
         assert_eq!(lines[2]["result"], 2);
+    }
+
+    #[test]
+    fn flat_lines_are_scanned_like_json() {
+        let f = scan_flat(
+            br#" {"seq": 12, "cmd":"verify_access_token","access_token":"jgt_x","x":-1.5} "#,
+        )
+        .unwrap();
+        assert_eq!(f.seq, Some("12"));
+        assert_eq!(f.cmd, Some("verify_access_token"));
+        assert_eq!(f.access_token, Some("jgt_x"));
+        let f = scan_flat(br#"{"seq":"a-1","cmd":"ping"}"#).unwrap();
+        assert_eq!(f.seq, Some("\"a-1\""));
+        assert_eq!(scan_flat(b"{}").unwrap(), Flat::default());
+        // Anything unusual goes to the full parser.
+        for other in [
+            &br#"{"seq":1,"cmd":"v\u0065rify"}"#[..],
+            br#"{"seq":{"a":1}}"#,
+            br#"{"seq":1,"seq":2}"#,
+            br#"{"cmd":1}"#,
+            br#"{"seq":true}"#,
+            br#"{"a":"b"} x"#,
+            br#"{"a":"b",}"#,
+            br#"{"a":"b""#,
+            br#"{"seq":1-2}"#,
+            br#"{"seq":01}"#,
+            br#"{"seq":1.}"#,
+            br#"{"x":-}"#,
+            b"[1]",
+            "{\"cmd\":\"é\"}".as_bytes(),
+        ] {
+            assert_eq!(scan_flat(other), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]
