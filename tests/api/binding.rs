@@ -611,7 +611,7 @@ async fn drift_is_reported_and_repaired_by_reconcile() {
 
     // `jidgate reconcile --dry-run` lists the repairs and changes nothing.
     let config = app_config_file(&app);
-    let out = run_cli(&config, &["reconcile", "--dry-run"]);
+    let out = run_cli(&config, &["reconcile", "--dry-run"]).await;
     assert!(out.contains("would bind again"), "{out}");
     assert!(
         out.contains("would remove roster entries between 13800138000 and SN-DRIFT-2"),
@@ -620,14 +620,14 @@ async fn drift_is_reported_and_repaired_by_reconcile() {
     assert_eq!(bindings_of(&app, &p).await["consistent"], false);
 
     // `jidgate reconcile` repairs both.
-    let out = run_cli(&config, &["reconcile"]);
+    let out = run_cli(&config, &["reconcile"]).await;
     assert!(out.contains("done: 2, failed: 0"), "{out}");
     let view = bindings_of(&app, &p).await;
     assert_eq!(view["consistent"], true, "{view}");
     assert_eq!(item(&prosody, &p, &d1).await.unwrap().0, "both");
     assert_eq!(item(&prosody, &p, &d2).await, None);
     assert_eq!(item(&prosody, &d2, &p).await, None);
-    let out = run_cli(&config, &["reconcile", "--dry-run"]);
+    let out = run_cli(&config, &["reconcile", "--dry-run"]).await;
     assert!(out.contains("nothing to do"), "{out}");
 }
 
@@ -638,13 +638,14 @@ fn app_config_file(app: &TestApp) -> std::path::PathBuf {
     path
 }
 
-fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jidgate"))
+async fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_jidgate"))
         .arg("--config")
         .arg(config)
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
+        .await
         .unwrap();
     let text = format!(
         "{}{}",

@@ -4,6 +4,7 @@ mod helpers;
 
 mod bad_input;
 mod binding;
+mod example_client;
 mod faults;
 mod register;
 mod tls;
