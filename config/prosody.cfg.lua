@@ -22,6 +22,8 @@ daemonize = false
 pidfile = data_dir .. "/prosody.pid"
 data_path = data_dir
 admin_socket = data_dir .. "/prosody.sock"
+-- Certificates are given explicitly below; no directory to scan.
+certificates = data_dir
 log = { { levels = { min = ENV_JIDGATE_PROSODY_LOG_LEVEL or "warn" }, to = "console" } }
 
 interfaces = { "127.0.0.1" }
