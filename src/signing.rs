@@ -424,7 +424,10 @@ mod published_vectors {
     #[test]
     fn the_published_vectors_hold() {
         let all = vectors();
-        assert!(all.len() >= 3, "docs/signing.md publishes at least three vectors");
+        assert!(
+            all.len() >= 3,
+            "docs/signing.md publishes at least three vectors"
+        );
         for v in all {
             let key = match &v.device {
                 Some(user) => SigningKey::derive_device(v.secret.as_bytes(), user),
@@ -439,7 +442,12 @@ mod published_vectors {
             assert_eq!(key.sign(canonical.as_bytes()), v.param_sign, "{}", v.name);
             assert!(key.verify(canonical.as_bytes(), &v.param_sign));
             let response: Value = serde_json::from_str(&v.response).unwrap();
-            assert_eq!(canonical_json(&response), v.response_canonical, "{}", v.name);
+            assert_eq!(
+                canonical_json(&response),
+                v.response_canonical,
+                "{}",
+                v.name
+            );
             assert_eq!(
                 key.sign_response(response.as_object().unwrap()),
                 v.sign,

@@ -42,7 +42,12 @@ async fn the_python_example_client_registers_and_logs_in_a_device() {
     assert_eq!(answer["result"], 0, "{answer}");
 
     let mut args = device.to_vec();
-    args.extend(["/login", "user_name=SN-PY-1", "password=py pass/+1", "type=2"]);
+    args.extend([
+        "/login",
+        "user_name=SN-PY-1",
+        "password=py pass/+1",
+        "type=2",
+    ]);
     let answer = python(&app, &args).await;
     assert_eq!(answer["result"], 0, "{answer}");
     assert_eq!(answer["user_info"]["des"], "客厅灯");
@@ -58,7 +63,12 @@ async fn the_python_example_client_registers_and_logs_in_a_device() {
     // With the app secret instead of the device key, the signature fails:
     // the script sees code 6 in an unsigned answer and its check trips.
     let mut args = vec![DEVICE_APP_ID, DEVICE_SECRET, "app"];
-    args.extend(["/login", "user_name=SN-PY-1", "password=py pass/+1", "type=2"]);
+    args.extend([
+        "/login",
+        "user_name=SN-PY-1",
+        "password=py pass/+1",
+        "type=2",
+    ]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/client.py");
     let out = tokio::process::Command::new("python3")
         .arg(script)
@@ -67,5 +77,8 @@ async fn the_python_example_client_registers_and_logs_in_a_device() {
         .output()
         .await
         .unwrap();
-    assert!(!out.status.success(), "a wrong key must not pass the sign check");
+    assert!(
+        !out.status.success(),
+        "a wrong key must not pass the sign check"
+    );
 }
