@@ -141,13 +141,31 @@ pub enum AdminOutcome {
     NoSuchUser,
 }
 
+/// Runs the XEP-0133 command `name` (e.g. `add-user`) about `jid`, sent to
+/// the account's domain.
+async fn admin_command(
+    session: &SessionHandle,
+    jid: &BareJid,
+    name: &str,
+    fields: Vec<Field>,
+) -> Result<CommandReply, XmppError> {
+    let to = Jid::from(jid.domain().to_owned());
+    execute(
+        session,
+        to,
+        &format!("{NS_ADMIN}#{name}"),
+        admin_form(fields),
+    )
+    .await
+}
+
 /// XEP-0133 §4.1 add-user.
 pub async fn add_user(
     session: &SessionHandle,
     jid: &BareJid,
     password: &str,
 ) -> Result<AdminOutcome, XmppError> {
-    let form = admin_form(vec![
+    let fields = vec![
         field("accountjid", FieldType::JidSingle, vec![jid.to_string()]),
         field(
             "password",
@@ -159,9 +177,8 @@ pub async fn add_user(
             FieldType::TextPrivate,
             vec![password.to_owned()],
         ),
-    ]);
-    let to = Jid::from(jid.domain().to_owned());
-    match execute(session, to, &format!("{NS_ADMIN}#add-user"), form).await {
+    ];
+    match admin_command(session, jid, "add-user", fields).await {
         Ok(reply) => match reply.error_note() {
             None => Ok(AdminOutcome::Done),
             Some(text) if text.to_ascii_lowercase().contains("exist") => {
@@ -182,13 +199,12 @@ pub async fn delete_user(
     session: &SessionHandle,
     jid: &BareJid,
 ) -> Result<AdminOutcome, XmppError> {
-    let form = admin_form(vec![field(
+    let fields = vec![field(
         "accountjids",
         FieldType::JidMulti,
         vec![jid.to_string()],
-    )]);
-    let to = Jid::from(jid.domain().to_owned());
-    match execute(session, to, &format!("{NS_ADMIN}#delete-user"), form).await {
+    )];
+    match admin_command(session, jid, "delete-user", fields).await {
         Ok(reply) => {
             if let Some(text) = reply.error_note() {
                 return Err(XmppError::Protocol(format!("delete-user refused: {text}")));
@@ -217,23 +233,15 @@ pub async fn change_user_password(
     jid: &BareJid,
     password: &str,
 ) -> Result<AdminOutcome, XmppError> {
-    let form = admin_form(vec![
+    let fields = vec![
         field("accountjid", FieldType::JidSingle, vec![jid.to_string()]),
         field(
             "password",
             FieldType::TextPrivate,
             vec![password.to_owned()],
         ),
-    ]);
-    let to = Jid::from(jid.domain().to_owned());
-    match execute(
-        session,
-        to,
-        &format!("{NS_ADMIN}#change-user-password"),
-        form,
-    )
-    .await
-    {
+    ];
+    match admin_command(session, jid, "change-user-password", fields).await {
         Ok(reply) => match reply.error_note() {
             None => Ok(AdminOutcome::Done),
             Some(text) if text.to_ascii_lowercase().contains("not exist") => {

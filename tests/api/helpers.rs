@@ -455,31 +455,15 @@ impl TestApp {
     /// A signed GET; checks the answer's `sign` and returns the answer.
     pub async fn call(&self, app_id: &str, path: &str, params: &[(&str, &str)]) -> Value {
         let (query, key) = Self::sign(app_id, params);
-        let r = self
-            .client
-            .get(self.url(path))
-            .query(&query)
-            .send()
+        self.answer(self.client.get(self.url(path)).query(&query), &key)
             .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        assert_signed(&body, &key);
-        body
     }
 
     /// A signed POST with a form body.
     pub async fn call_form(&self, app_id: &str, path: &str, params: &[(&str, &str)]) -> Value {
         let (form, key) = Self::sign(app_id, params);
-        let r = self
-            .client
-            .post(self.url(path))
-            .form(&form)
-            .send()
+        self.answer(self.client.post(self.url(path)).form(&form), &key)
             .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        assert_signed(&body, &key);
-        body
     }
 
     /// A signed POST with a JSON body.
@@ -489,15 +473,14 @@ impl TestApp {
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        let r = self
-            .client
-            .post(self.url(path))
-            .json(&object)
-            .send()
+        self.answer(self.client.post(self.url(path)).json(&object), &key)
             .await
-            .unwrap();
-        let body: Value = r.json().await.unwrap();
-        assert_signed(&body, &key);
+    }
+
+    /// Sends a request, checks the answer's `sign` with `key`, returns it.
+    pub async fn answer(&self, request: reqwest::RequestBuilder, key: &SigningKey) -> Value {
+        let body: Value = request.send().await.unwrap().json().await.unwrap();
+        assert_signed(&body, key);
         body
     }
 

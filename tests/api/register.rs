@@ -101,16 +101,12 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
-    let r = app
+    let request = app
         .client
         .post(app.url("/register"))
         .header("cookie", format!("captcha_id={id2}"))
-        .json(&object)
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_signed(&body, &key);
+        .json(&object);
+    let body = app.answer(request, &key).await;
     assert_eq!(body["result"], 0, "{body}");
 
     let rows = app.account_rows().await;
