@@ -1,10 +1,8 @@
 //! Binding phones to devices as real XMPP rosters.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::FutureExt;
 use jidgate::xmpp::Session;
 use jidgate::xmpp::roster;
 use serde_json::{Value, json};
@@ -523,20 +521,7 @@ async fn proof_none_binds_without_codes_like_the_seed() {
 #[tokio::test]
 async fn the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler() {
     let prosody = Prosody::start().await;
-    let pk = prosody.clone();
-    let fired = Arc::new(AtomicBool::new(false));
-    let f = fired.clone();
-    let faults = hook(move |point| {
-        let pk = pk.clone();
-        let f = f.clone();
-        async move {
-            if point == "bind.half_way" && !f.swap(true, Ordering::SeqCst) {
-                pk.kill();
-            }
-            Ok(())
-        }
-        .boxed()
-    });
+    let (faults, fired) = kill_prosody_once_at(&prosody, "bind.half_way");
     let app = TestApp::spawn_with(
         &prosody,
         Settings {

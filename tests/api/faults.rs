@@ -2,8 +2,7 @@
 //! "crashing" between the XMPP call and the commit. Afterwards the
 //! database and the XMPP server always agree.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use futures::FutureExt;
 
@@ -53,21 +52,8 @@ async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_ro
 #[tokio::test]
 async fn the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_cleans_up() {
     let prosody = Prosody::start().await;
-    let p = prosody.clone();
-    let fired = Arc::new(AtomicBool::new(false));
-    let f = fired.clone();
     // Kill Prosody just before the add-user command is sent.
-    let faults = hook(move |point| {
-        let p = p.clone();
-        let f = f.clone();
-        async move {
-            if point == "register.before_provision" && !f.swap(true, Ordering::SeqCst) {
-                p.kill();
-            }
-            Ok(())
-        }
-        .boxed()
-    });
+    let (faults, fired) = kill_prosody_once_at(&prosody, "register.before_provision");
     let app = TestApp::spawn_with(
         &prosody,
         Settings {

@@ -325,6 +325,24 @@ where
     Arc::new(FnHook(f))
 }
 
+/// A hook that kills `prosody` the first time `at` is reached (and lets the
+/// request go on); the flag tells whether it fired.
+pub fn kill_prosody_once_at(
+    prosody: &Prosody,
+    at: &'static str,
+) -> (Arc<dyn FaultHook>, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fired = Arc::new(AtomicBool::new(false));
+    let (p, f) = (prosody.clone(), fired.clone());
+    let faults = hook(move |point| {
+        if point == at && !f.swap(true, Ordering::SeqCst) {
+            p.kill();
+        }
+        Box::pin(async { Ok(()) })
+    });
+    (faults, fired)
+}
+
 impl TestApp {
     pub async fn spawn(prosody: &Prosody) -> TestApp {
         Self::spawn_with(prosody, Settings::default()).await
