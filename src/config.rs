@@ -2,7 +2,7 @@
 //! optional file, then `JIDGATE__SECTION__KEY` environment variables.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -328,14 +328,6 @@ impl Config {
                     .into(),
             )),
         }
-    }
-
-    /// Path of the SQLite file, when the database is SQLite.
-    pub fn sqlite_path(&self) -> Option<PathBuf> {
-        self.database
-            .url
-            .strip_prefix("sqlite://")
-            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
     }
 }
 

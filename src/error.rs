@@ -196,21 +196,6 @@ impl IntoResponse for Error {
     }
 }
 
-/// Turns a unique-constraint violation into a domain error by constraint
-/// (STYLE 4): the insert that fails tells, no racy look-up first.
-pub trait ResultExt<T> {
-    fn on_unique_violation(self, err: impl FnOnce() -> Error) -> Result<T, Error>;
-}
-
-impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
-    fn on_unique_violation(self, err: impl FnOnce() -> Error) -> Result<T, Error> {
-        self.map_err(|e| match e.into() {
-            Error::Db(sqlx::Error::Database(db)) if db.is_unique_violation() => err(),
-            other => other,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,16 +31,6 @@ pub struct Params {
 }
 
 impl Params {
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Params, Error> {
-        let mut p = Params::default();
-        for (k, v) in pairs {
-            p.insert(k.into(), v.into())?;
-        }
-        Ok(p)
-    }
-
     /// The members of a JSON object, as a JSON body gives them.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Params, Error> {
         let mut p = Params::default();

@@ -36,7 +36,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
@@ -134,9 +133,7 @@ pub async fn build_app(
     let provisioner = provisioner::XmppProvisioner::start(
         connector.clone(),
         admin_jid,
-        SecretString::from(
-            secrecy::ExposeSecret::expose_secret(&config.xmpp.admin_password).to_owned(),
-        ),
+        config.xmpp.admin_password.clone(),
         format!("{}-admin", config.xmpp.resource),
         {
             let stop = stop.clone();

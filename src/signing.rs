@@ -174,9 +174,6 @@ pub struct Keyring {
     window: u64,
 }
 
-/// Signature parameters that every signed request carries.
-pub const SIGNATURE_PARAMS: [&str; 4] = ["app_id", "ts", "nonce", "param_sign"];
-
 impl Keyring {
     pub fn new(apps: &[AppConfig], window: u64) -> Keyring {
         Keyring {

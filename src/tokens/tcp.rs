@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::{MAX_LOOKUP_NAMES, lookup_users, parse_name_list};
 use crate::app::App;
 use crate::config::AppKind;
-use crate::error::{Error, code};
+use crate::error::Error;
 use crate::http::Params;
 use crate::signing::record_nonce;
 
@@ -656,9 +656,6 @@ fn user_list(raw: &RawValue) -> Result<Vec<String>, Error> {
         parse_name_list(text, MAX_LOOKUP_NAMES)
     }
 }
-
-/// For tests and the benchmark: the error code of "hello first".
-pub const HELLO_FIRST: i64 = code::OPER_NOT_PERMIT;
 
 #[cfg(test)]
 mod tests {

@@ -174,16 +174,6 @@ impl Connector {
         })
     }
 
-    /// The XMPP domain accounts live on.
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
-    /// The per-request timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Logs in as `jid` with `password`, binding `resource`. Fails (never
     /// retries) on refused credentials, unreachable server or timeout.
     pub async fn login(
@@ -500,11 +490,6 @@ impl Session {
 }
 
 impl SessionHandle {
-    /// The full JID of the session.
-    pub fn jid(&self) -> &FullJid {
-        &self.jid
-    }
-
     /// True once the session's task has ended.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
