@@ -320,17 +320,7 @@ async fn duplicate_names_wrong_passwords_unknown_users_and_wrong_types_are_refus
         .await;
     assert_eq!(body["result"], 5, "{body}");
     // Cancel with a wrong password.
-    let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/cancel",
-            &[
-                ("user_name", "12345678"),
-                ("password", "wrong-pass"),
-                ("type", "2"),
-            ],
-        )
-        .await;
+    let body = app.cancel_device("12345678", "wrong-pass").await;
     assert_eq!(body["result"], 102, "{body}");
 
     // get_users: no token, a bad token, a malformed list.

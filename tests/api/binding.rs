@@ -262,17 +262,7 @@ async fn cancelling_a_bound_device_removes_it_from_every_owner() {
     // The nickname falls back to the user name when des is empty.
     assert_eq!(item(&prosody, &p1, &d).await.unwrap().1, "SN-GONE-1");
 
-    let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/cancel",
-            &[
-                ("user_name", &d.name),
-                ("password", &d.password),
-                ("type", "2"),
-            ],
-        )
-        .await;
+    let body = app.cancel_device(&d.name, &d.password).await;
     assert_eq!(body["result"], 0, "{body}");
     for p in [&p1, &p2] {
         assert_eq!(item(&prosody, p, &d).await, None);

@@ -24,16 +24,7 @@ async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_ro
     wait_unready(&app).await;
 
     let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/register",
-            &[
-                ("user_name", "SN-DOWN-1"),
-                ("password", "device-pass-1"),
-                ("type", "2"),
-                ("device_type", "lamp"),
-            ],
-        )
+        .try_register_device("SN-DOWN-1", "device-pass-1", "")
         .await;
     assert_eq!(body["result"], 101, "{body}");
     assert_eq!(app.count("select count(*) from account").await, 0);
@@ -63,16 +54,7 @@ async fn the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_c
     )
     .await;
     let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/register",
-            &[
-                ("user_name", "SN-MID-1"),
-                ("password", "device-pass-1"),
-                ("type", "2"),
-                ("device_type", "lamp"),
-            ],
-        )
+        .try_register_device("SN-MID-1", "device-pass-1", "")
         .await;
     assert!(fired.load(Ordering::SeqCst));
     assert_eq!(body["result"], 101, "{body}");
@@ -116,16 +98,7 @@ async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart(
     )
     .await;
     let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/register",
-            &[
-                ("user_name", "SN-CRASH-1"),
-                ("password", "device-pass-1"),
-                ("type", "2"),
-                ("device_type", "lamp"),
-            ],
-        )
+        .try_register_device("SN-CRASH-1", "device-pass-1", "")
         .await;
     assert_eq!(body["result"], 1, "{body}");
     let rows = app.account_rows().await;
@@ -170,12 +143,7 @@ async fn cancel_while_the_xmpp_server_is_down_changes_nothing() {
     prosody.kill();
     wait_unready(&app).await;
 
-    let cancel = [
-        ("user_name", "SN-KEEP-1"),
-        ("password", "device-pass-1"),
-        ("type", "2"),
-    ];
-    let body = app.call(DEVICE_APP_ID, "/cancel", &cancel).await;
+    let body = app.cancel_device("SN-KEEP-1", "device-pass-1").await;
     assert_eq!(body["result"], 112, "{body}");
     assert_eq!(
         app.count("select count(*) from account where state = 'active'")
@@ -190,7 +158,7 @@ async fn cancel_while_the_xmpp_server_is_down_changes_nothing() {
         .await
         .expect("the JID is intact");
     s.close().await;
-    let body = app.call(DEVICE_APP_ID, "/cancel", &cancel).await;
+    let body = app.cancel_device("SN-KEEP-1", "device-pass-1").await;
     assert_eq!(body["result"], 0, "{body}");
     assert_eq!(app.count("select count(*) from account").await, 0);
 }
@@ -216,17 +184,7 @@ async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler() {
     )
     .await;
     app.register_device("SN-HALF-1", "device-pass-1", "").await;
-    let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/cancel",
-            &[
-                ("user_name", "SN-HALF-1"),
-                ("password", "device-pass-1"),
-                ("type", "2"),
-            ],
-        )
-        .await;
+    let body = app.cancel_device("SN-HALF-1", "device-pass-1").await;
     assert_eq!(body["result"], 1, "{body}");
     let rows = app.account_rows().await;
     assert_eq!(rows[0].1, "deleting");

@@ -543,20 +543,34 @@ impl TestApp {
 
     /// Registers a device; asserts success.
     pub async fn register_device(&self, serial: &str, password: &str, des: &str) {
-        let body = self
-            .call(
-                DEVICE_APP_ID,
-                "/register",
-                &[
-                    ("user_name", serial),
-                    ("password", password),
-                    ("type", "2"),
-                    ("device_type", "lamp"),
-                    ("des", des),
-                ],
-            )
-            .await;
+        let body = self.try_register_device(serial, password, des).await;
         assert_eq!(body["result"], 0, "{body}");
+    }
+
+    /// Registers a device; returns the answer, whatever it is.
+    pub async fn try_register_device(&self, serial: &str, password: &str, des: &str) -> Value {
+        self.call(
+            DEVICE_APP_ID,
+            "/register",
+            &[
+                ("user_name", serial),
+                ("password", password),
+                ("type", "2"),
+                ("device_type", "lamp"),
+                ("des", des),
+            ],
+        )
+        .await
+    }
+
+    /// Cancels a device; returns the answer.
+    pub async fn cancel_device(&self, serial: &str, password: &str) -> Value {
+        self.call(
+            DEVICE_APP_ID,
+            "/cancel",
+            &[("user_name", serial), ("password", password), ("type", "2")],
+        )
+        .await
     }
 
     /// Registers a phone (solving a captcha); asserts success.

@@ -37,17 +37,7 @@ async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
     session.close().await;
 
     // Cancel: the JID is gone, and so is the account.
-    let cancel = app
-        .call(
-            DEVICE_APP_ID,
-            "/cancel",
-            &[
-                ("user_name", "SN-0001"),
-                ("password", "device-pass-1"),
-                ("type", "2"),
-            ],
-        )
-        .await;
+    let cancel = app.cancel_device("SN-0001", "device-pass-1").await;
     assert_eq!(cancel["result"], 0, "{cancel}");
     let err = prosody
         .login(&jid, &jid_pwd)

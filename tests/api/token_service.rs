@@ -375,17 +375,7 @@ async fn tokens_refresh_and_are_revoked_by_cancel_and_password_change() {
     // Cancel revokes the rest.
     let access4 = login["access_token"].as_str().unwrap().to_owned();
     assert_eq!(c.ask(verify(7, &access4)).await["validate"], true);
-    let body = app
-        .call(
-            DEVICE_APP_ID,
-            "/cancel",
-            &[
-                ("user_name", "SN-TOK-1"),
-                ("password", "device-pass-2"),
-                ("type", "2"),
-            ],
-        )
-        .await;
+    let body = app.cancel_device("SN-TOK-1", "device-pass-2").await;
     assert_eq!(body["result"], 0, "{body}");
     assert_eq!(c.ask(verify(8, &access4)).await["result"], 4);
 }
