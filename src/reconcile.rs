@@ -181,7 +181,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
                     let Some(other) = binding::counterpart_of(app, &me, &item.jid).await? else {
                         continue;
                     };
-                    let (owner, device) = if me.type_ == 2 {
+                    let (owner, device) = if binding::is_device(&me) {
                         (other, me.clone())
                     } else {
                         (me.clone(), other)

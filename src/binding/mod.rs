@@ -78,7 +78,8 @@ async fn authorized(app: &App, p: &Params) -> Result<Account, Error> {
         .ok_or(Error::AccessToken)
 }
 
-fn is_device(a: &Account) -> bool {
+/// Devices are type 2; everyone else owns devices.
+pub fn is_device(a: &Account) -> bool {
     a.type_ == 2
 }
 

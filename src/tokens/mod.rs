@@ -209,6 +209,12 @@ impl Tokens {
         if let Some(answer) = self.with_cached(token, now, |r| r.map(|(info, _)| info.clone())) {
             return answer;
         }
+        self.lookup(token, now).await
+    }
+
+    /// Verifies an access token against the database (not the cache) and
+    /// caches the result; for callers that already missed the cache.
+    pub async fn lookup(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
         let hash = sha256(token.as_bytes());
         let row = sqlx::query(
             "select t.expires_at, s.id as session_id, a.id as account_id, a.user_name, a.type \

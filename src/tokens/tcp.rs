@@ -496,14 +496,7 @@ impl Connection {
             && flat.cmd == Some("verify_access_token")
             && let Some(token) = flat.access_token
         {
-            let seq = flat.seq.unwrap_or("null");
-            let cached = self
-                .app
-                .tokens
-                .with_cached(token, now, |answer| verify_reply(out, seq, answer));
-            if cached.is_some() {
-                return;
-            }
+            return self.verify(flat.seq.unwrap_or("null"), token, now, out);
         }
         let parsed: Line<'_> = match serde_json::from_slice(line) {
             Ok(p) => p,
@@ -548,28 +541,7 @@ impl Connection {
                         &Error::Params("access_token is required".into()),
                     );
                 };
-                let answered = self
-                    .app
-                    .tokens
-                    .with_cached(&token, now, |answer| verify_reply(out, seq, answer));
-                match answered {
-                    Some(()) => {}
-                    None => {
-                        let app = self.app.clone();
-                        let (seq, token) = (seq.to_owned(), token.into_owned());
-                        self.spawn(async move {
-                            let mut reply = Vec::with_capacity(160);
-                            match app.tokens.verify(&token, now).await {
-                                Ok(info) => {
-                                    let tail = crate::tokens::reply_tail(&info);
-                                    verify_reply(&mut reply, &seq, Ok((&info, &tail)))
-                                }
-                                Err(e) => verify_reply(&mut reply, &seq, Err(e)),
-                            }
-                            reply
-                        });
-                    }
-                }
+                self.verify(seq, &token, now, out);
             }
             "get_users" => {
                 let names = match parsed.user_name_ls.map(user_list) {
@@ -615,6 +587,31 @@ impl Connection {
                 )),
             ),
         }
+    }
+
+    /// Answers a verification from memory, or asks the database in a task
+    /// of its own (its reply may overtake or be overtaken by others).
+    fn verify(&mut self, seq: &str, token: &str, now: i64, out: &mut Vec<u8>) {
+        let tokens = &self.app.tokens;
+        if tokens
+            .with_cached(token, now, |answer| verify_reply(out, seq, answer))
+            .is_some()
+        {
+            return;
+        }
+        let app = self.app.clone();
+        let (seq, token) = (seq.to_owned(), token.to_owned());
+        self.spawn(async move {
+            let mut reply = Vec::with_capacity(160);
+            match app.tokens.lookup(&token, now).await {
+                Ok(info) => {
+                    let tail = crate::tokens::reply_tail(&info);
+                    verify_reply(&mut reply, &seq, Ok((&info, &tail)))
+                }
+                Err(e) => verify_reply(&mut reply, &seq, Err(e)),
+            }
+            reply
+        });
     }
 
     fn spawn(&mut self, work: impl std::future::Future<Output = Vec<u8>> + Send + 'static) {

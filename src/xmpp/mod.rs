@@ -71,21 +71,16 @@ pub enum XmppError {
     #[error("no XMPP session (server unreachable)")]
     NotConnected,
     /// The server answered an IQ with an error.
-    #[error("XMPP server answered {}", .0.defined_condition_name())]
+    #[error("XMPP server answered {}", describe_stanza_error(.0))]
     Stanza(Box<StanzaError>),
 }
 
-trait ConditionName {
-    fn defined_condition_name(&self) -> String;
-}
-
-impl ConditionName for StanzaError {
-    fn defined_condition_name(&self) -> String {
-        let text = self.texts.values().next().map(String::as_str).unwrap_or("");
-        format!("{:?} {}", self.defined_condition, text)
-            .trim()
-            .to_owned()
-    }
+/// A stanza error as `Condition text`, for messages.
+fn describe_stanza_error(e: &StanzaError) -> String {
+    let text = e.texts.values().next().map(String::as_str).unwrap_or("");
+    format!("{:?} {text}", e.defined_condition)
+        .trim()
+        .to_owned()
 }
 
 impl XmppError {
