@@ -1,6 +1,7 @@
 //! Integration tests: the whole service against a real Prosody.
 
 mod helpers;
+mod process;
 
 mod bad_input;
 mod binding;

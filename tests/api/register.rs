@@ -245,3 +245,26 @@ async fn a_wechat_user_registers_with_a_captcha_and_logs_in_without_one() {
             .starts_with("w.")
     );
 }
+
+#[tokio::test]
+async fn the_real_binary_serves_a_device_registration() {
+    let prosody = Prosody::start().await;
+    let mut jidgate = crate::process::JidgateProcess::spawn(&prosody).await;
+
+    let body = jidgate
+        .call(
+            DEVICE_APP_ID,
+            "/register",
+            &[
+                ("user_name", "SN-BIN-1"),
+                ("password", "device-pass-1"),
+                ("type", "2"),
+                ("device_type", "lamp"),
+            ],
+        )
+        .await;
+
+    assert_eq!(body["result"], 0, "{body}\n{}", jidgate.log());
+    assert_eq!(prosody.accounts().len(), 2, "admin and the device");
+    jidgate.stop().await;
+}
