@@ -323,6 +323,11 @@ pub async fn finish_deletion(app: &App, account: &Account) {
 }
 
 async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
+    // Services have no token of their own: they look users up over the
+    // token service.
+    if signed.kind == AppKind::Service {
+        return Err(Error::UnknownApp);
+    }
     let p = &signed.params;
     let token = p.required("access_token")?;
     let names = parse_name_list(p.required("user_name_ls")?, MAX_LOOKUP_NAMES)?;

@@ -29,7 +29,7 @@ use crate::accounts::domain::UserName;
 use crate::accounts::store::{self as accounts, Account};
 use crate::accounts::{parse_name_list, parse_string_list};
 use crate::app::App;
-use crate::config::BindProof;
+use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
 use crate::error::Error;
 use crate::http::{ClientIp, Reply, Signed};
@@ -69,6 +69,9 @@ pub fn router() -> Router<App> {
 /// are signed with the key derived from this very `user_name`, so whatever
 /// acts as a device is signed with that device's own key.
 async fn authorized(app: &App, signed: &Signed) -> Result<Account, Error> {
+    if signed.kind == AppKind::Service {
+        return Err(Error::UnknownApp);
+    }
     let p = &signed.params;
     let name = UserName::parse_any(p.required("user_name")?)?;
     let token = p.required("access_token")?;

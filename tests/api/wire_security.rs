@@ -363,6 +363,22 @@ async fn a_token_is_refused_for_another_user_and_under_another_app() {
         .await;
     assert_eq!(body["result"], 4, "{body}");
 
+    // A service has no token to use: those calls are not for its kind.
+    for path in ["/get_users", "/get_user_banding", "/logout"] {
+        let body = app
+            .call(
+                SERVICE_APP_ID,
+                path,
+                &[
+                    ("user_name", &alice.name),
+                    ("access_token", &alice.token),
+                    ("user_name_ls", &list),
+                ],
+            )
+            .await;
+        assert_eq!(body["result"], 12, "{path}: {body}");
+    }
+
     assert_eq!(app.snapshot().await, before);
     // Her own app, her own name: fine.
     let body = app
