@@ -100,7 +100,11 @@ async fn prepare(dir: &Path, config_toml: &str) -> String {
     transition(&app.db, id, "creating", "active", jidgate::now())
         .await
         .unwrap();
-    let issued = app.tokens.issue(id, jidgate::now()).await.unwrap();
+    let device = jidgate::tokens::Caller {
+        app_id: "lamp-product",
+        kind: jidgate::config::AppKind::Device,
+    };
+    let issued = app.tokens.issue(id, device, jidgate::now()).await.unwrap();
     stop.cancel();
     app.db.close().await;
     let _ = dir;

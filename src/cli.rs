@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AppKind, Config};
-use crate::signing::{SigningKey, canonical_request};
+use crate::signing::{SigningKey, canonical_request, canonical_text};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,7 +64,8 @@ pub struct SignArgs {
     /// Print a form body for POST instead of a URL.
     #[arg(long)]
     pub form: bool,
-    /// The endpoint, e.g. /register.
+    /// The endpoint, e.g. /register (the signature covers it: a request
+    /// signed for one endpoint is refused at any other).
     pub endpoint: String,
     /// Parameters as name=value.
     pub params: Vec<String>,
@@ -177,9 +178,16 @@ pub fn sign(config: &Config, args: &SignArgs, now: i64) -> anyhow::Result<String
         }
         (None, _) => SigningKey::from_bytes(app.secret.expose_secret().as_bytes()),
     };
-    let canonical = canonical_request(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let signature = key.sign(canonical.as_bytes());
-    let query = format!("{canonical}&param_sign={signature}");
+    let endpoint = if args.endpoint.starts_with('/') {
+        args.endpoint.clone()
+    } else {
+        format!("/{}", args.endpoint)
+    };
+    let pairs = || params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let signature = key.sign(canonical_text(&endpoint, pairs()).as_bytes());
+    // The query is the parameter line of the canonical text (already
+    // percent-encoded), plus the signature.
+    let query = format!("{}&param_sign={signature}", canonical_request(pairs()));
     if args.form {
         return Ok(query);
     }
@@ -187,11 +195,6 @@ pub fn sign(config: &Config, args: &SignArgs, now: i64) -> anyhow::Result<String
         .base
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.http.listen));
-    let endpoint = if args.endpoint.starts_with('/') {
-        args.endpoint.clone()
-    } else {
-        format!("/{}", args.endpoint)
-    };
     Ok(format!("{}{endpoint}?{query}", base.trim_end_matches('/')))
 }
 
@@ -222,4 +225,59 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
     println!("done: {}, failed: {}", report.done, report.failed);
     stop.cancel();
     Ok(if report.failed == 0 { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::signing::Keyring;
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn sign_prints_a_request_signed_for_its_endpoint() {
+        let config = Config::from_toml(&format!(
+            "[secrets]\njid_key = \"{KEY}\"\n\
+             [[apps]]\napp_id = \"lamp\"\nsecret = \"{KEY}\"\nkind = \"device\""
+        ))
+        .unwrap();
+        let args = SignArgs {
+            app: "lamp".into(),
+            key: None,
+            base: Some("http://h:1/".into()),
+            form: false,
+            endpoint: "get_bind_code".into(),
+            params: vec!["user_name=SN 1".into(), "access_token=jgt_x".into()],
+        };
+        let now = crate::now();
+        let url = sign(&config, &args, now).unwrap();
+        let (path, query) = url
+            .strip_prefix("http://h:1")
+            .unwrap()
+            .split_once('?')
+            .unwrap();
+        assert_eq!(path, "/get_bind_code");
+        let pairs: Vec<(String, String)> = query
+            .split('&')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                let v = percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .unwrap();
+                (k.to_owned(), v.into_owned())
+            })
+            .collect();
+        let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let all = || pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let keyring = Keyring::new(&config.apps, 300);
+        let (who, _) = keyring
+            .verify(Some("/get_bind_code"), get, all(), now)
+            .unwrap();
+        assert_eq!(who.app_id, "lamp");
+        assert!(matches!(
+            keyring.verify(Some("/get_user_banding"), get, all(), now),
+            Err(Error::Sign)
+        ));
+    }
 }

@@ -133,6 +133,9 @@ pub struct TokenConfig {
     pub access_ttl: u64,
     pub refresh_ttl: u64,
     pub cache_revalidate: u64,
+    /// Most sessions (logins) an account keeps; a login past it ends the
+    /// session least recently opened or refreshed.
+    pub max_sessions_per_account: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,6 +308,9 @@ impl Config {
         if !(4..=8).contains(&self.captcha.length) {
             return bad("captcha.length must be 4..=8".into());
         }
+        if self.tokens.max_sessions_per_account == 0 {
+            return bad("tokens.max_sessions_per_account must be at least 1".into());
+        }
         if self.reconcile.concurrency == 0 {
             return bad("reconcile.concurrency must be at least 1".into());
         }
@@ -344,6 +350,7 @@ mod tests {
         let cfg = Config::from_toml(&format!("[secrets]\njid_key = \"{KEY}\"")).unwrap();
         assert_eq!(cfg.http.listen.port(), 8080);
         assert_eq!(cfg.binding.proof, BindProof::BindCode);
+        assert_eq!(cfg.tokens.max_sessions_per_account, 10);
         assert_eq!(cfg.jid_key().unwrap()[1], 0x11);
     }
 

@@ -1,5 +1,7 @@
 //! The register API's HTTP plumbing: parameters from GET query, POST form
-//! or POST JSON; signed requests; signed JSON answers; client addresses.
+//! or POST JSON (strict: a member given twice anywhere is refused); signed
+//! requests (the signature covers the path); signed JSON answers that echo
+//! the request's nonce; client addresses.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -91,8 +93,7 @@ impl Params {
     }
 
     fn parse_json(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|_| Error::Params("body is not valid JSON".into()))?;
+        let value = strict_json(bytes)?;
         let Value::Object(object) = value else {
             return Err(Error::Params("JSON body must be an object".into()));
         };
@@ -112,6 +113,93 @@ impl Params {
             self.insert(k, text)?;
         }
         Ok(())
+    }
+}
+
+/// Parses JSON text, refusing (code 2) an object that names a member twice,
+/// at any depth. serde_json alone keeps the last of repeated members, so a
+/// signature checker and a handler could read different values.
+pub fn strict_json(bytes: &[u8]) -> Result<Value, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde::Deserialize::deserialize(&mut de)
+        .and_then(|StrictValue(v)| de.end().map(|()| v))
+        .map_err(|e| {
+            if e.to_string().starts_with(DUPLICATE) {
+                Error::Params("a JSON member is given twice".into())
+            } else {
+                Error::Params("body is not valid JSON".into())
+            }
+        })?;
+    Ok(value)
+}
+
+/// Start of the error a repeated member raises in [`strict_json`].
+const DUPLICATE: &str = "duplicate member";
+
+/// A JSON value read by a visitor that refuses repeated object members.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StrictValue, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -165,9 +253,9 @@ impl FromRequest<App> for Params {
     }
 }
 
-/// Where the signing key of a request is left for the response.
+/// Where a verified request leaves its signing key and nonce for the answer.
 #[derive(Clone, Default)]
-pub struct KeySlot(Arc<OnceLock<SigningKey>>);
+pub struct KeySlot(Arc<OnceLock<(SigningKey, String)>>);
 
 /// A request whose signature, `ts` and `nonce` were checked.
 #[derive(Debug)]
@@ -182,20 +270,26 @@ impl FromRequest<App> for Signed {
 
     async fn from_request(req: Request, app: &App) -> Result<Signed, Error> {
         let slot = req.extensions().get::<KeySlot>().cloned();
+        // The path exactly as the request names it: a signature made for one
+        // endpoint (or spelling) is worthless at another.
+        let path = req.uri().path().to_owned();
         let params = Params::from_request(req, app).await?;
         let now = crate::now();
-        let (verified, ts) = app.keyring.verify(|n| params.get(n), params.iter(), now)?;
+        let (verified, ts) =
+            app.keyring
+                .verify(Some(&path), |n| params.get(n), params.iter(), now)?;
         let Verified {
             app_id,
             kind,
             key,
             nonce_scope,
         } = verified;
-        // From here on the answer is signed, errors included.
-        if let Some(slot) = slot {
-            let _ = slot.0.set(key);
-        }
         let nonce = params.required("nonce")?;
+        // From here on the answer is signed and echoes the nonce, errors
+        // included.
+        if let Some(slot) = slot {
+            let _ = slot.0.set((key, nonce.to_owned()));
+        }
         let expires = ts + app.keyring.window() as i64;
         if !record_nonce(&app.db, &nonce_scope, nonce, expires).await? {
             return Err(Error::NonceReused);
@@ -205,6 +299,16 @@ impl FromRequest<App> for Signed {
             kind,
             params,
         })
+    }
+}
+
+impl Signed {
+    /// Who signed the request, as tokens are checked against it.
+    pub fn caller(&self) -> crate::tokens::Caller<'_> {
+        crate::tokens::Caller {
+            app_id: &self.app_id,
+            kind: self.kind,
+        }
     }
 }
 
@@ -252,7 +356,8 @@ impl IntoResponse for Reply {
 }
 
 /// Middleware: gives each request a [`KeySlot`], logs server-side failures
-/// once, and writes answers as canonical JSON with their `sign`.
+/// once, and writes answers as canonical JSON with their `sign`; a signed
+/// answer carries the request's `nonce` (covered by the `sign`).
 pub async fn finish_answers(mut req: Request, next: Next) -> Response {
     let slot = KeySlot::default();
     req.extensions_mut().insert(slot.clone());
@@ -262,11 +367,13 @@ pub async fn finish_answers(mut req: Request, next: Next) -> Response {
         tracing::error!(path = %path, error = %detail, "request failed");
     }
     if let Some(ApiBody(mut body)) = response.extensions_mut().remove::<ApiBody>() {
-        let sign = slot
-            .0
-            .get()
-            .map(|k| k.sign_response(&body))
-            .unwrap_or_default();
+        let sign = match slot.0.get() {
+            Some((key, nonce)) => {
+                body.insert("nonce".into(), Value::String(nonce.clone()));
+                key.sign_response(&body)
+            }
+            None => String::new(),
+        };
         body.insert("sign".into(), Value::String(sign));
         let text = canonical_json(&Value::Object(body));
         let status = response.status();
@@ -354,5 +461,29 @@ mod tests {
         assert!(Params::default().parse_json(br#"{"o":{}}"#).is_err());
         assert!(Params::default().parse_json(b"[1]").is_err());
         assert!(Params::default().parse_json(b"{").is_err());
+    }
+
+    #[test]
+    fn repeated_json_members_are_refused_at_any_depth() {
+        for bad in [
+            &br#"{"a":"1","a":"2"}"#[..],
+            br#"{"a":"1","ls":[{"x":1,"x":2}]}"#,
+            br#"{"a":{"b":{"c":1,"c":1}}}"#,
+            br#"{"a":"1"} {"a":"2"}"#,
+        ] {
+            let e = strict_json(bad).unwrap_err();
+            assert_eq!(e.code(), 2, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(strict_json(br#"{"a":"1","b":"1"}"#).is_ok());
+        let v = strict_json(br#" {"a":[1,-2,3.5,true,null,{"b":"\u00e9"}],"c":{}} "#).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a":[1,-2,3.5,true,null,{"b":"é"}],"c":{}})
+        );
+        assert!(
+            Params::default()
+                .parse_json(br#"{"a":"1","a":"1"}"#)
+                .is_err()
+        );
     }
 }

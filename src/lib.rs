@@ -146,7 +146,7 @@ pub async fn build_app(
         jid_cipher: crypto::JidCipher::new(&jid_key),
         provisioner,
         xmpp: connector,
-        tokens: tokens::Tokens::new(db.clone(), &config.tokens),
+        tokens: tokens::Tokens::new(db.clone(), &config.tokens, faults.clone()),
         limits: ratelimit::Limits::new(&config.rate_limits),
         faults,
         db,

@@ -1,15 +1,19 @@
 //! Request and response signatures (`docs/signing.md`).
 //!
-//! - Canonical request string: every parameter but `param_sign`, sorted by
-//!   name (bytewise), each `name=value` with RFC 3986 percent-encoding of
-//!   both, joined by `&`.
-//! - `param_sign` = lowercase hex HMAC-SHA256(key, canonical string).
+//! - Canonical request text: the request path exactly as the request names
+//!   it (`/get_bind_code`), a line feed, then every parameter but
+//!   `param_sign`, sorted by name (bytewise), each `name=value` with RFC 3986
+//!   percent-encoding of both, joined by `&`. The token service's hello has
+//!   no path: its text is the parameter line alone (it covers `cmd=hello`);
+//!   it can never equal a request's text, which always has a line feed.
+//! - `param_sign` = lowercase hex HMAC-SHA256(key, canonical text).
 //! - Key: an app's secret (its UTF-8 bytes); for a device product, the
 //!   device's own key HMAC-SHA256(product secret, user_name) (32 raw bytes).
 //! - Requests carry `app_id`, `ts` (unix seconds, ±window) and `nonce`
 //!   (8–64 of `A-Z a-z 0-9 _ -`, never reused within the window).
 //! - Response `sign` = HMAC-SHA256(same key, canonical JSON of the response
-//!   without `sign`: keys sorted, no whitespace).
+//!   without `sign`: keys sorted, no whitespace). Every signed answer
+//!   carries the request's `nonce`, so an answer is bound to its request.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -54,6 +58,21 @@ pub fn canonical_request<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)
         out.push('=');
         out.push_str(&encode(v));
     }
+    out
+}
+
+/// The canonical text a register-API request is signed over: the request
+/// path exactly as the request names it (e.g. `/get_bind_code`), a line
+/// feed, then [`canonical_request`] of the parameters.
+pub fn canonical_text<'a>(
+    path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
+    let params = canonical_request(params);
+    let mut out = String::with_capacity(path.len() + 1 + params.len());
+    out.push_str(path);
+    out.push('\n');
+    out.push_str(&params);
     out
 }
 
@@ -229,11 +248,16 @@ impl Keyring {
     /// Checks a request's signature parameters against `now`. Returns who
     /// signed it; the caller still has to record the nonce.
     ///
+    /// `path` is the request path the signature must cover (the register
+    /// API); `None` for the token service's hello, whose text is the
+    /// parameter line alone.
+    ///
     /// Order of checks: presence and format (2), app (12), `ts` window (10),
     /// signature (6). The nonce (11) comes last, so a forged request cannot
     /// use up someone's nonce.
     pub fn verify<'a>(
         &self,
+        path: Option<&str>,
         get: impl Fn(&str) -> Option<&'a str>,
         all: impl IntoIterator<Item = (&'a str, &'a str)>,
         now: i64,
@@ -259,7 +283,10 @@ impl Keyring {
         if now.abs_diff(ts) > self.window {
             return Err(Error::TsExpired);
         }
-        let canonical = canonical_request(all);
+        let canonical = match path {
+            Some(path) => canonical_text(path, all),
+            None => canonical_request(all),
+        };
         if !verified.key.verify(canonical.as_bytes(), sign) {
             return Err(Error::Sign);
         }
@@ -319,6 +346,21 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_text_starts_with_the_path() {
+        let params = [("b", "2"), ("a", "1")];
+        assert_eq!(
+            canonical_text("/get_bind_code", params),
+            "/get_bind_code\na=1&b=2"
+        );
+        assert_ne!(
+            canonical_text("/get_user_banding", params),
+            canonical_text("/get_user_binding", params)
+        );
+        // The hello's text (no path) never has a line feed.
+        assert!(!canonical_request([("cmd", "hello\n")]).contains('\n'));
+    }
+
+    #[test]
     fn unreserved_characters_stay() {
         assert_eq!(encode("aZ09-._~"), "aZ09-._~");
         assert_eq!(encode("[\"a\"]"), "%5B%22a%22%5D");
@@ -375,6 +417,7 @@ mod published_vectors {
         secret: String,
         device: Option<String>,
         device_key: Option<String>,
+        path: Option<String>,
         params: Vec<(String, String)>,
         canonical: String,
         param_sign: String,
@@ -403,11 +446,17 @@ mod published_vectors {
                 "secret" => v.secret = val,
                 "device" => v.device = Some(val),
                 "device_key" => v.device_key = Some(val),
+                "path" => v.path = Some(val),
                 "param" => {
                     let (n, x) = val.split_once('=').unwrap();
                     v.params.push((n.to_owned(), x.to_owned()));
                 }
-                "canonical" => v.canonical = val,
+                // One line of the text each; joined by line feeds.
+                "canonical" if v.canonical.is_empty() => v.canonical = val,
+                "canonical" => {
+                    v.canonical.push('\n');
+                    v.canonical.push_str(&val);
+                }
                 "param_sign" => v.param_sign = val,
                 "response" => v.response = val,
                 "response_canonical" => v.response_canonical = val,
@@ -422,8 +471,17 @@ mod published_vectors {
     fn the_published_vectors_hold() {
         let all = vectors();
         assert!(
-            all.len() >= 3,
-            "docs/signing.md publishes at least three vectors"
+            all.len() >= 5,
+            "docs/signing.md publishes at least five vectors"
+        );
+        assert!(
+            all.iter()
+                .any(|v| v.path.as_deref() == Some("/get_bind_code") && v.device.is_some()),
+            "a vector for a call acting as a device"
+        );
+        assert!(
+            all.iter().any(|v| v.path.is_none()),
+            "a vector for the token service hello"
         );
         for v in all {
             let key = match &v.device {
@@ -433,12 +491,25 @@ mod published_vectors {
             if let Some(hex_key) = &v.device_key {
                 assert_eq!(&hex::encode(key.bytes()), hex_key, "{}", v.name);
             }
-            let canonical =
-                canonical_request(v.params.iter().map(|(k, x)| (k.as_str(), x.as_str())));
+            let params = v.params.iter().map(|(k, x)| (k.as_str(), x.as_str()));
+            let canonical = match &v.path {
+                Some(path) => canonical_text(path, params),
+                None => canonical_request(params),
+            };
             assert_eq!(canonical, v.canonical, "{}", v.name);
             assert_eq!(key.sign(canonical.as_bytes()), v.param_sign, "{}", v.name);
             assert!(key.verify(canonical.as_bytes(), &v.param_sign));
+            if v.response.is_empty() {
+                continue;
+            }
             let response: Value = serde_json::from_str(&v.response).unwrap();
+            let nonce = v.params.iter().find(|(k, _)| k == "nonce").map(|(_, x)| x);
+            assert_eq!(
+                response["nonce"].as_str(),
+                nonce.map(String::as_str),
+                "{}: a signed answer echoes the nonce",
+                v.name
+            );
             assert_eq!(
                 canonical_json(&response),
                 v.response_canonical,

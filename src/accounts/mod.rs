@@ -244,7 +244,10 @@ async fn login(
 ) -> Result<Reply, Error> {
     let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
     let jid_pwd = app.jid_password(&account)?;
-    let issued = app.tokens.issue(account.id, crate::now()).await?;
+    let issued = app
+        .tokens
+        .issue(account.id, signed.caller(), crate::now())
+        .await?;
     use secrecy::ExposeSecret;
     let info = OwnUserInfo {
         user_name: account.user_name.clone(),
@@ -320,10 +323,24 @@ pub async fn finish_deletion(app: &App, account: &Account) {
 }
 
 async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
+    // Services have no token of their own: they look users up over the
+    // token service.
+    if signed.kind == AppKind::Service {
+        return Err(Error::UnknownApp);
+    }
     let p = &signed.params;
     let token = p.required("access_token")?;
     let names = parse_name_list(p.required("user_name_ls")?, MAX_LOOKUP_NAMES)?;
-    app.tokens.verify(token, crate::now()).await?;
+    // The caller uses the token: it must be its own (same app; a device
+    // signs with its own key and names itself in user_name).
+    app.tokens
+        .authorize(
+            token,
+            signed.caller(),
+            p.optional("user_name"),
+            crate::now(),
+        )
+        .await?;
     let (found, unknown) = lookup_users(&app, &names).await?;
     Ok(Reply::ok()
         .field("user_info_ls", found)

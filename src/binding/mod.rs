@@ -29,10 +29,10 @@ use crate::accounts::domain::UserName;
 use crate::accounts::store::{self as accounts, Account};
 use crate::accounts::{parse_name_list, parse_string_list};
 use crate::app::App;
-use crate::config::BindProof;
+use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
 use crate::error::Error;
-use crate::http::{ClientIp, Params, Reply, Signed};
+use crate::http::{ClientIp, Reply, Signed};
 use crate::xmpp::Session;
 use crate::xmpp::roster::{self, ItemState};
 
@@ -64,13 +64,20 @@ pub fn router() -> Router<App> {
         .route("/get_user_binding", get(get_binding).post(get_binding))
 }
 
-/// The account of `user_name`, proven by its `access_token`.
-async fn authorized(app: &App, p: &Params) -> Result<Account, Error> {
+/// The account of `user_name`, proven by its `access_token`, acting through
+/// the app its token was issued to (code 4 otherwise). A device's requests
+/// are signed with the key derived from this very `user_name`, so whatever
+/// acts as a device is signed with that device's own key.
+async fn authorized(app: &App, signed: &Signed) -> Result<Account, Error> {
+    if signed.kind == AppKind::Service {
+        return Err(Error::UnknownApp);
+    }
+    let p = &signed.params;
     let name = UserName::parse_any(p.required("user_name")?)?;
     let token = p.required("access_token")?;
     let info = app
         .tokens
-        .verify_owner(token, name.as_str(), crate::now())
+        .authorize(token, signed.caller(), Some(name.as_str()), crate::now())
         .await?;
     accounts::by_id(&app.db, info.account_id)
         .await?
@@ -106,7 +113,7 @@ fn code_hash(code: &str) -> [u8; 32] {
 }
 
 async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
-    let device = authorized(&app, &signed.params).await?;
+    let device = authorized(&app, &signed).await?;
     if !is_device(&device) {
         return Err(Error::NotPermitted("only devices have bind codes"));
     }
@@ -408,7 +415,7 @@ async fn set_binding(
         }
         BindProof::None => vec![None; names.len()],
     };
-    let owner = authorized(&app, p).await?;
+    let owner = authorized(&app, &signed).await?;
     if is_device(&owner) {
         return Err(Error::NotPermitted("devices do not bind; their owners do"));
     }
@@ -470,7 +477,7 @@ async fn bind_one(
 async fn set_unbinding(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
     let p = &signed.params;
     let names = parse_name_list(p.required("user_name_ls")?, app.config.binding.max_names)?;
-    let me = authorized(&app, p).await?;
+    let me = authorized(&app, &signed).await?;
     let mut sessions = Sessions::new(&app);
     let mut items = Vec::with_capacity(names.len());
     for name in &names {
@@ -530,7 +537,7 @@ pub struct Drift {
 }
 
 async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
-    let me = authorized(&app, &signed.params).await?;
+    let me = authorized(&app, &signed).await?;
     let mut sessions = Sessions::new(&app);
     let items = sessions.roster(&me).await;
     sessions.close().await;

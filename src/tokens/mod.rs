@@ -5,41 +5,82 @@
 //! and presenting a used one revokes the whole session). Tokens are 256-bit
 //! random strings stored only as SHA-256 digests.
 //!
+//! A session remembers the app (`app_id` and its kind) that opened it. A
+//! token is *used* (`/get_bind_code`, binding calls, `/get_users`,
+//! `/refresh_token`, `/logout`) only by a request signed by that same app
+//! and naming the token's own user; since a device's requests are signed
+//! with the key derived from their `user_name`, a device's token acts only
+//! under that device's own key. Services that verify other people's tokens
+//! (`/verify_access_token`, the token service) are not using them.
+//!
+//! An account has at most `tokens.max_sessions_per_account` sessions: a
+//! login past the cap ends the session least recently opened or refreshed.
+//!
 //! Verification is the hot path of the token service: a verified access
 //! token is kept in memory and answered from there for at most
 //! `tokens.cache_revalidate` seconds before the database is asked again.
-//! Revocations on this instance drop cached entries at once.
+//! Revocations on this instance drop cached entries at once, and a database
+//! read that raced a revocation is never cached (see [`Tokens::lookup`]).
 
 pub mod http;
 pub mod tcp;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::config::TokenConfig;
+use crate::config::{AppKind, TokenConfig};
 use crate::crypto::{random_token, sha256};
 use crate::db::Db;
 use crate::error::Error;
+use crate::faults::Faults;
 
 const ACCESS_PREFIX: &str = "jgt_";
 const REFRESH_PREFIX: &str = "jgr_";
 /// Prefix + base64url of 32 bytes.
 const TOKEN_LEN: usize = 4 + 43;
 
-/// Whose token it is.
-#[derive(Debug, Clone, Serialize)]
+/// Whose token it is, and which app it was issued to.
+#[derive(Debug, Clone)]
 pub struct TokenInfo {
-    #[serde(skip)]
     pub account_id: i64,
-    #[serde(skip)]
     pub session_id: i64,
     pub user_name: Arc<str>,
-    #[serde(rename = "type")]
     pub type_: i64,
     pub expires_at: i64,
+    /// The app that logged in (and the only one that may use the token).
+    pub app_id: Arc<str>,
+    pub app_kind: AppKind,
+}
+
+/// Who presents a token: the app that signed the request, and its kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub app_id: &'a str,
+    pub kind: AppKind,
+}
+
+/// How a session stores its app's kind.
+fn kind_text(kind: AppKind) -> &'static str {
+    match kind {
+        AppKind::App => "app",
+        AppKind::Device => "device",
+        AppKind::Service => "service",
+    }
+}
+
+fn kind_of(text: &str) -> Result<AppKind, Error> {
+    match text {
+        "app" => Ok(AppKind::App),
+        "device" => Ok(AppKind::Device),
+        "service" => Ok(AppKind::Service),
+        other => Err(Error::internal(anyhow::anyhow!(
+            "session with app kind {other:?}"
+        ))),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,15 +93,17 @@ struct Cached {
 
 /// The members of a successful `verify_access_token` reply after `result`,
 /// closing the object and the line:
-/// `,"validate":true,"user_name":...,"type":N,"expires_at":N}\n`.
+/// `,"validate":true,"user_name":...,"type":N,"expires_at":N,"app_id":...}\n`.
 pub fn reply_tail(info: &TokenInfo) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
+    let mut out = Vec::with_capacity(128);
     out.extend_from_slice(b",\"validate\":true,\"user_name\":");
     serde_json::to_writer(&mut out, &*info.user_name).expect("strings serialize");
     out.extend_from_slice(b",\"type\":");
     out.extend_from_slice(itoa::Buffer::new().format(info.type_).as_bytes());
     out.extend_from_slice(b",\"expires_at\":");
     out.extend_from_slice(itoa::Buffer::new().format(info.expires_at).as_bytes());
+    out.extend_from_slice(b",\"app_id\":");
+    serde_json::to_writer(&mut out, &*info.app_id).expect("strings serialize");
     out.extend_from_slice(b"}\n");
     out
 }
@@ -103,9 +146,14 @@ pub struct Issued {
 pub struct Tokens {
     db: Db,
     cache: DashMap<[u8; 32], Cached, DigestState>,
+    /// Bumped by every revocation before it sweeps the cache; a database
+    /// read is cached only if no revocation started since it began.
+    generation: AtomicU64,
     access_ttl: i64,
     refresh_ttl: i64,
     revalidate: i64,
+    max_sessions: i64,
+    faults: Faults,
 }
 
 /// Upper bound on cached verifications; past it the cache starts over.
@@ -120,30 +168,51 @@ fn well_formed(token: &str, prefix: &str) -> bool {
 }
 
 impl Tokens {
-    pub fn new(db: Db, cfg: &TokenConfig) -> Tokens {
+    pub fn new(db: Db, cfg: &TokenConfig, faults: Faults) -> Tokens {
         Tokens {
             db,
             cache: DashMap::default(),
+            generation: AtomicU64::new(0),
             access_ttl: cfg.access_ttl.max(1) as i64,
             refresh_ttl: cfg.refresh_ttl.max(1) as i64,
             revalidate: cfg.cache_revalidate as i64,
+            max_sessions: cfg.max_sessions_per_account.max(1) as i64,
+            faults,
         }
     }
 
-    /// Opens a session for `account_id` with a new token pair.
-    pub async fn issue(&self, account_id: i64, now: i64) -> Result<Issued, Error> {
+    /// Opens a session for `account_id`, issued to the app that logged in,
+    /// with a new token pair. Past the account's session cap, the sessions
+    /// least recently opened or refreshed end.
+    pub async fn issue(&self, account_id: i64, app: Caller<'_>, now: i64) -> Result<Issued, Error> {
         let mut tx = self.db.begin().await?;
         let session_id = sqlx::query(
-            "insert into session (account_id, created_at, expires_at) values (?, ?, ?)",
+            "insert into session (account_id, app_id, app_kind, created_at, expires_at) \
+             values (?, ?, ?, ?, ?)",
         )
         .bind(account_id)
+        .bind(app.app_id)
+        .bind(kind_text(app.kind))
         .bind(now)
         .bind(now + self.refresh_ttl)
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
         let issued = self.insert_pair(&mut tx, session_id, now).await?;
+        let evicted: Vec<i64> = sqlx::query_scalar(
+            "delete from session where account_id = ? and id not in \
+             (select id from session where account_id = ? order by expires_at desc, id desc limit ?) \
+             returning id",
+        )
+        .bind(account_id)
+        .bind(account_id)
+        .bind(self.max_sessions)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
+        if !evicted.is_empty() {
+            self.forget(|c| evicted.contains(&c.info.session_id));
+        }
         Ok(issued)
     }
 
@@ -214,16 +283,26 @@ impl Tokens {
 
     /// Verifies an access token against the database (not the cache) and
     /// caches the result; for callers that already missed the cache.
+    ///
+    /// A revocation may commit between this read and the cache insert; the
+    /// revocation's cache sweep may then run before the insert. So the
+    /// generation is read before the database, and the entry is inserted
+    /// only if it is unchanged, checked under the lock of the entry's cache
+    /// shard: a revocation bumps the generation before its sweep takes that
+    /// lock, so either the check sees the bump, or the sweep sees the entry.
     pub async fn lookup(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
         let hash = sha256(token.as_bytes());
+        let generation = self.generation.load(Ordering::SeqCst);
         let row = sqlx::query(
-            "select t.expires_at, s.id as session_id, a.id as account_id, a.user_name, a.type \
+            "select t.expires_at, s.id as session_id, s.app_id, s.app_kind, \
+             a.id as account_id, a.user_name, a.type \
              from token t join session s on s.id = t.session_id join account a on a.id = s.account_id \
              where t.hash = ? and t.kind = 'access' and a.state = 'active'",
         )
         .bind(&hash[..])
         .fetch_optional(&self.db)
         .await?;
+        self.faults.point("tokens.lookup.after_read").await?;
         let Some(row) = row else {
             self.cache.remove(&hash);
             return Err(Error::AccessToken);
@@ -234,6 +313,8 @@ impl Tokens {
             user_name: Arc::from(row.get::<String, _>("user_name")),
             type_: row.get("type"),
             expires_at: row.get("expires_at"),
+            app_id: Arc::from(row.get::<String, _>("app_id")),
+            app_kind: kind_of(row.get::<&str, _>("app_kind"))?,
         };
         if now >= info.expires_at {
             return Err(Error::AccessTokenExpired);
@@ -241,34 +322,71 @@ impl Tokens {
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }
-        self.cache.insert(
-            hash,
-            Cached {
-                reply_tail: reply_tail(&info).into_boxed_slice(),
-                info: info.clone(),
-                checked_at: now,
-            },
-        );
+        let cached = Cached {
+            reply_tail: reply_tail(&info).into_boxed_slice(),
+            info: info.clone(),
+            checked_at: now,
+        };
+        // Holds the shard's lock until the end of the statement.
+        let entry = self.cache.entry(hash);
+        if self.generation.load(Ordering::SeqCst) == generation {
+            entry.insert(cached);
+        }
         Ok(info)
     }
 
-    /// Verifies that `token` belongs to `user_name` (4 otherwise).
-    pub async fn verify_owner(
+    /// Verifies an access token for use by `caller` acting as `user_name`
+    /// (if given): 4 unless the token was issued to that very app (same
+    /// `app_id`, same kind) and belongs to that user; 106 if expired.
+    pub async fn authorize(
         &self,
         token: &str,
-        user_name: &str,
+        caller: Caller<'_>,
+        user_name: Option<&str>,
         now: i64,
     ) -> Result<TokenInfo, Error> {
         let info = self.verify(token, now).await?;
-        if &*info.user_name != user_name {
+        if !owned_by(
+            &info.app_id,
+            info.app_kind,
+            &info.user_name,
+            caller,
+            user_name,
+        ) {
             return Err(Error::AccessToken);
         }
         Ok(info)
     }
 
-    /// Swaps a refresh token for a new pair in the same session. A used
-    /// refresh token revokes the session (someone else has a copy).
-    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<(Issued, i64), Error> {
+    /// Ends the session of an access token used by `caller` as `user_name`
+    /// (`/logout`): its access and refresh tokens stop working at once.
+    pub async fn logout(
+        &self,
+        token: &str,
+        caller: Caller<'_>,
+        user_name: Option<&str>,
+        now: i64,
+    ) -> Result<(), Error> {
+        let info = self.authorize(token, caller, user_name, now).await?;
+        sqlx::query("delete from session where id = ?")
+            .bind(info.session_id)
+            .execute(&self.db)
+            .await?;
+        self.forget_session(info.session_id);
+        Ok(())
+    }
+
+    /// Swaps a refresh token for a new pair in the same session, for the app
+    /// the session was issued to (`caller`, acting as `user_name` if given;
+    /// 4 otherwise, and nothing changes). A used refresh token revokes the
+    /// session (someone else has a copy).
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        caller: Caller<'_>,
+        user_name: Option<&str>,
+        now: i64,
+    ) -> Result<(Issued, i64), Error> {
         if !well_formed(refresh_token, REFRESH_PREFIX) {
             return Err(Error::RefreshToken);
         }
@@ -286,7 +404,8 @@ impl Tokens {
         .rows_affected()
             == 1;
         let row = sqlx::query(
-            "select t.session_id, s.account_id from token t join session s on s.id = t.session_id \
+            "select t.session_id, s.account_id, s.app_id, s.app_kind, a.user_name \
+             from token t join session s on s.id = t.session_id \
              join account a on a.id = s.account_id \
              where t.hash = ? and t.kind = 'refresh' and a.state = 'active'",
         )
@@ -298,6 +417,17 @@ impl Tokens {
         };
         let session_id: i64 = row.get("session_id");
         let account_id: i64 = row.get("account_id");
+        let kind = kind_of(row.get::<&str, _>("app_kind"))?;
+        if !owned_by(
+            row.get::<&str, _>("app_id"),
+            kind,
+            row.get::<&str, _>("user_name"),
+            caller,
+            user_name,
+        ) {
+            // Someone else's: the transaction rolls back, the claim with it.
+            return Err(Error::AccessToken);
+        }
         if !claimed {
             // Used (or expired): end the session.
             sqlx::query("delete from session where id = ?")
@@ -329,12 +459,20 @@ impl Tokens {
             .bind(account_id)
             .execute(&self.db)
             .await?;
-        self.cache.retain(|_, c| c.info.account_id != account_id);
+        self.forget(|c| c.info.account_id == account_id);
         Ok(())
     }
 
     fn forget_session(&self, session_id: i64) {
-        self.cache.retain(|_, c| c.info.session_id != session_id);
+        self.forget(|c| c.info.session_id == session_id);
+    }
+
+    /// Drops cached verifications of revoked tokens (already deleted from
+    /// the database). The generation goes up first, so a look-up that read
+    /// the database before the deletion does not cache what it read.
+    fn forget(&self, revoked: impl Fn(&Cached) -> bool) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_, c| !revoked(c));
     }
 
     /// Deletes expired tokens and sessions; drops expired cache entries.
@@ -352,9 +490,66 @@ impl Tokens {
     }
 }
 
+/// Whether a token issued to (`app_id`, `kind`) for `owner` may be used by
+/// `caller` acting as `user_name`.
+fn owned_by(
+    app_id: &str,
+    kind: AppKind,
+    owner: &str,
+    caller: Caller<'_>,
+    user_name: Option<&str>,
+) -> bool {
+    kind == caller.kind && app_id == caller.app_id && user_name.is_none_or(|u| u == owner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_for_their_own_app_kind_and_user() {
+        let phone = Caller {
+            app_id: "phone-app",
+            kind: AppKind::App,
+        };
+        let other_app = Caller {
+            app_id: "phone-app-2",
+            kind: AppKind::App,
+        };
+        let lamp = Caller {
+            app_id: "phone-app",
+            kind: AppKind::Device,
+        };
+        assert!(owned_by(
+            "phone-app",
+            AppKind::App,
+            "alice",
+            phone,
+            Some("alice")
+        ));
+        assert!(owned_by("phone-app", AppKind::App, "alice", phone, None));
+        assert!(!owned_by(
+            "phone-app",
+            AppKind::App,
+            "alice",
+            phone,
+            Some("bob")
+        ));
+        assert!(!owned_by(
+            "phone-app",
+            AppKind::App,
+            "alice",
+            other_app,
+            None
+        ));
+        assert!(!owned_by(
+            "phone-app",
+            AppKind::App,
+            "alice",
+            lamp,
+            Some("alice")
+        ));
+    }
 
     #[test]
     fn token_shape() {

@@ -264,6 +264,10 @@ fn scan_flat(line: &[u8]) -> Option<Flat<'_>> {
         }};
     }
     let mut flat = Flat::default();
+    // Other members' names, to see one given twice (the general parser
+    // refuses that line); more of them than this also go to that parser.
+    let mut others = [(0usize, 0usize); 8];
+    let mut n_others = 0;
     skip_ws!();
     if b.get(i) != Some(&b'{') {
         return None;
@@ -294,7 +298,17 @@ fn scan_flat(line: &[u8]) -> Option<Flat<'_>> {
                 }
                 _ => return None,
             };
-            let (slot, wants_string) = match &b[ks..ke] {
+            let key = &b[ks..ke];
+            if !matches!(key, b"seq" | b"cmd" | b"access_token") {
+                if n_others == others.len()
+                    || others[..n_others].iter().any(|&(s, e)| &b[s..e] == key)
+                {
+                    return None;
+                }
+                others[n_others] = (ks, ke);
+                n_others += 1;
+            }
+            let (slot, wants_string) = match key {
                 b"seq" => (&mut flat.seq, None),
                 b"cmd" => (&mut flat.cmd, Some(true)),
                 b"access_token" => (&mut flat.access_token, Some(true)),
@@ -515,6 +529,11 @@ impl Connection {
                 );
             }
         };
+        // A member given twice anywhere in the line is refused, as in HTTP
+        // bodies (the typed parse above only sees the members it reads).
+        if let Err(e) = crate::http::strict_json(line) {
+            return error_reply(out, seq, &e);
+        }
         let cmd = parsed.cmd.as_deref().unwrap_or("");
         if self.peer_app.is_none() {
             if cmd != "hello" {
@@ -626,10 +645,11 @@ impl Connection {
     async fn hello(&self, line: &[u8]) -> Result<String, Error> {
         let params = Params::from_json_bytes(line)?;
         let now = crate::now();
-        let (verified, ts) = self
-            .app
-            .keyring
-            .verify(|n| params.get(n), params.iter(), now)?;
+        // The hello's text has no path line: it covers `cmd=hello` instead.
+        let (verified, ts) =
+            self.app
+                .keyring
+                .verify(None, |n| params.get(n), params.iter(), now)?;
         if verified.kind != AppKind::Service {
             return Err(Error::UnknownApp);
         }
@@ -668,6 +688,8 @@ mod tests {
             user_name: Arc::from("SN\"1"),
             type_: 2,
             expires_at: 99,
+            app_id: Arc::from("lamp"),
+            app_kind: crate::config::AppKind::Device,
         };
         let tail = crate::tokens::reply_tail(&info);
         verify_reply(&mut out, "7", Ok((&info, &tail)));
@@ -718,6 +740,18 @@ mod tests {
         ] {
             assert_eq!(scan_flat(other), None, "{}", String::from_utf8_lossy(other));
         }
+    }
+
+    #[test]
+    fn repeated_members_leave_the_fast_path() {
+        for line in [
+            &br#"{"seq":1,"cmd":"verify_access_token","access_token":"t","x":1,"x":2}"#[..],
+            br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}"#,
+        ] {
+            assert_eq!(scan_flat(line), None, "{}", String::from_utf8_lossy(line));
+        }
+        let f = scan_flat(br#"{"seq":1,"x":1,"y":2,"cmd":"ping"}"#).unwrap();
+        assert_eq!(f.cmd, Some("ping"));
     }
 
     #[test]

@@ -16,9 +16,8 @@ fn pairs(p: &[(&str, &str)]) -> Pairs {
 /// Re-signs `pairs` (already containing app_id, ts, nonce) with `key`.
 fn resign(mut pairs: Pairs, key: &jidgate::signing::SigningKey) -> Pairs {
     pairs.retain(|(k, _)| k != "param_sign");
-    let canonical =
-        jidgate::signing::canonical_request(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    pairs.push(("param_sign".into(), key.sign(canonical.as_bytes())));
+    let signature = sign_pairs(key, "/register", &pairs);
+    pairs.push(("param_sign".into(), signature));
     pairs
 }
 
@@ -126,7 +125,7 @@ async fn broken_signatures_timestamps_nonces_and_apps_are_refused_and_change_not
     let key = key_for(DEVICE_APP_ID, DEVICE);
 
     // Bad signature: a parameter changed after signing.
-    let (mut p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (mut p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     for kv in p.iter_mut() {
         if kv.0 == "password" {
             kv.1 = "other-password".into();
@@ -137,20 +136,20 @@ async fn broken_signatures_timestamps_nonces_and_apps_are_refused_and_change_not
     assert_eq!(body["sign"], "", "no key, no signed answer");
 
     // Signed with another device's key.
-    let (p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     let other = jidgate::signing::SigningKey::derive_device(DEVICE_SECRET.as_bytes(), "SN-OTHER");
     let (_, body) = app.raw_get("/register", &resign(p, &other)).await;
     assert_eq!(body["result"], 6, "{body}");
 
     // Not hex at all.
-    let (mut p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (mut p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     p.last_mut().unwrap().1 = "zz".into();
     let (_, body) = app.raw_get("/register", &p).await;
     assert_eq!(body["result"], 6, "{body}");
 
     // ts outside ±300 s, either way, correctly signed.
     for ts in [now - 301, now + 400] {
-        let (p, _) = TestApp::sign_at(DEVICE_APP_ID, DEVICE, ts, "nonce-ts-test-1");
+        let (p, _) = TestApp::sign_at(DEVICE_APP_ID, "/register", DEVICE, ts, "nonce-ts-test-1");
         let (_, body) = app.raw_get("/register", &p).await;
         assert_eq!(body["result"], 10, "ts {ts}: {body}");
     }
@@ -165,20 +164,20 @@ async fn broken_signatures_timestamps_nonces_and_apps_are_refused_and_change_not
     assert_eq!(body["result"], 2, "{body}");
 
     // Malformed nonce.
-    let (p, _) = TestApp::sign_at(DEVICE_APP_ID, DEVICE, now, "short");
+    let (p, _) = TestApp::sign_at(DEVICE_APP_ID, "/register", DEVICE, now, "short");
     let (_, body) = app.raw_get("/register", &p).await;
     assert_eq!(body["result"], 2, "{body}");
 
     // Missing signature parameters.
     for missing in ["app_id", "ts", "nonce", "param_sign"] {
-        let (mut p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+        let (mut p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
         p.retain(|(k, _)| k != missing);
         let (_, body) = app.raw_get("/register", &p).await;
         assert_eq!(body["result"], 2, "without {missing}: {body}");
     }
 
     // Unknown app.
-    let (p, _) = TestApp::sign("no-such-app", DEVICE);
+    let (p, _) = TestApp::sign("no-such-app", "/register", DEVICE);
     let (_, body) = app.raw_get("/register", &p).await;
     assert_eq!(body["result"], 12, "{body}");
 
@@ -193,7 +192,7 @@ async fn broken_signatures_timestamps_nonces_and_apps_are_refused_and_change_not
     assert_eq!(app.snapshot().await, before);
 
     // A replayed request: the first is served, the copy refused.
-    let (p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     let (_, first) = app.raw_get("/register", &p).await;
     assert_eq!(first["result"], 0, "{first}");
     let after_first = app.snapshot().await;
@@ -220,7 +219,7 @@ async fn malformed_bodies_are_code_2() {
         }
     };
     // Larger than http.max_body_bytes.
-    let (p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     let mut form = serde_urlencoded::to_string(&p).unwrap();
     form.push_str(&format!("&padding={}", "a".repeat(20_000)));
     assert_eq!(
@@ -238,7 +237,7 @@ async fn malformed_bodies_are_code_2() {
         2
     );
     // A parameter given twice, a bad name, invalid UTF-8.
-    let (p, _) = TestApp::sign(DEVICE_APP_ID, DEVICE);
+    let (p, _) = TestApp::sign(DEVICE_APP_ID, "/register", DEVICE);
     let form = format!("{}&type=1", serde_urlencoded::to_string(&p).unwrap());
     assert_eq!(
         post(form, "application/x-www-form-urlencoded").await["result"],

@@ -60,6 +60,15 @@ async fn the_python_example_client_registers_and_logs_in_a_device() {
         .expect("XMPP login with what the Python client got");
     session.close().await;
 
+    // A call acting as the device: its own key, its own token.
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let mut args = device.to_vec();
+    let token_arg = format!("access_token={token}");
+    args.extend(["/get_bind_code", "user_name=SN-PY-1", &token_arg]);
+    let answer = python(&app, &args).await;
+    assert_eq!(answer["result"], 0, "{answer}");
+    assert_eq!(answer["bind_code"].as_str().unwrap().len(), 8, "{answer}");
+
     // With the app secret instead of the device key, the signature fails:
     // the script sees code 6 in an unsigned answer and its check trips.
     let mut args = vec![DEVICE_APP_ID, DEVICE_SECRET, "app"];

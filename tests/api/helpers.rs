@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use jidgate::signing::{SigningKey, canonical_request};
+use jidgate::signing::{SigningKey, canonical_text};
 use jidgate::xmpp::{Connector, Session, XmppError};
 use jidgate::{Config, FaultHook, Faults, Options, Service};
 use serde_json::{Value, json};
@@ -439,11 +439,17 @@ impl TestApp {
         format!("{}://{}{path}", self.scheme, self.addr)
     }
 
-    /// Signs `params` for `app_id` (device products derive the key from
-    /// `user_name`), adding `app_id`, `ts`, `nonce` and `param_sign`.
-    pub fn sign(app_id: &str, params: &[(&str, &str)]) -> (Vec<(String, String)>, SigningKey) {
+    /// Signs `params` for `app_id` and the endpoint `path` (device products
+    /// derive the key from `user_name`), adding `app_id`, `ts`, `nonce` and
+    /// `param_sign`.
+    pub fn sign(
+        app_id: &str,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> (Vec<(String, String)>, SigningKey) {
         Self::sign_at(
             app_id,
+            path,
             params,
             jidgate::now(),
             &jidgate::crypto::random_token::<12>(),
@@ -453,6 +459,7 @@ impl TestApp {
     /// [`TestApp::sign`] with a chosen `ts` and `nonce`.
     pub fn sign_at(
         app_id: &str,
+        path: &str,
         params: &[(&str, &str)],
         ts: i64,
         nonce: &str,
@@ -465,33 +472,37 @@ impl TestApp {
         all.push(("ts".into(), ts.to_string()));
         all.push(("nonce".into(), nonce.into()));
         let key = key_for(app_id, params);
-        let canonical = canonical_request(all.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        all.push(("param_sign".into(), key.sign(canonical.as_bytes())));
+        let signature = sign_pairs(&key, path, &all);
+        all.push(("param_sign".into(), signature));
         (all, key)
     }
 
-    /// A signed GET; checks the answer's `sign` and returns the answer.
+    /// A signed GET; checks the answer's `sign` and nonce echo and returns
+    /// the answer.
     pub async fn call(&self, app_id: &str, path: &str, params: &[(&str, &str)]) -> Value {
-        let (query, key) = Self::sign(app_id, params);
-        self.answer(self.client.get(self.url(path)).query(&query), &key)
+        let (query, key) = Self::sign(app_id, path, params);
+        let nonce = nonce_of(&query);
+        self.answer_to(self.client.get(self.url(path)).query(&query), &key, &nonce)
             .await
     }
 
     /// A signed POST with a form body.
     pub async fn call_form(&self, app_id: &str, path: &str, params: &[(&str, &str)]) -> Value {
-        let (form, key) = Self::sign(app_id, params);
-        self.answer(self.client.post(self.url(path)).form(&form), &key)
+        let (form, key) = Self::sign(app_id, path, params);
+        let nonce = nonce_of(&form);
+        self.answer_to(self.client.post(self.url(path)).form(&form), &key, &nonce)
             .await
     }
 
     /// A signed POST with a JSON body.
     pub async fn call_json(&self, app_id: &str, path: &str, params: &[(&str, &str)]) -> Value {
-        let (pairs, key) = Self::sign(app_id, params);
+        let (pairs, key) = Self::sign(app_id, path, params);
+        let nonce = nonce_of(&pairs);
         let object: serde_json::Map<String, Value> = pairs
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
             .collect();
-        self.answer(self.client.post(self.url(path)).json(&object), &key)
+        self.answer_to(self.client.post(self.url(path)).json(&object), &key, &nonce)
             .await
     }
 
@@ -499,6 +510,19 @@ impl TestApp {
     pub async fn answer(&self, request: reqwest::RequestBuilder, key: &SigningKey) -> Value {
         let body: Value = request.send().await.unwrap().json().await.unwrap();
         assert_signed(&body, key);
+        body
+    }
+
+    /// [`TestApp::answer`], also checking that a signed answer echoes the
+    /// request's `nonce`.
+    pub async fn answer_to(
+        &self,
+        request: reqwest::RequestBuilder,
+        key: &SigningKey,
+        nonce: &str,
+    ) -> Value {
+        let body = self.answer(request, key).await;
+        assert_echoes(&body, nonce);
         body
     }
 
@@ -674,8 +698,24 @@ pub fn key_for(app_id: &str, params: &[(&str, &str)]) -> SigningKey {
     }
 }
 
+/// `param_sign` of `pairs` for the endpoint `path`, with `key`.
+pub fn sign_pairs(key: &SigningKey, path: &str, pairs: &[(String, String)]) -> String {
+    let canonical = canonical_text(path, pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    key.sign(canonical.as_bytes())
+}
+
+/// The `nonce` among signed parameters.
+pub fn nonce_of(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.clone())
+        .expect("signed parameters carry a nonce")
+}
+
 /// Asserts an answer's `sign` is right for `key` (or empty when the
-/// request could not be attributed to a key).
+/// request could not be attributed to a key), and that a signed answer
+/// carries a `nonce`.
 pub fn assert_signed(body: &Value, key: &SigningKey) {
     let sign = body["sign"].as_str().expect("every answer has sign");
     if sign.is_empty() {
@@ -687,7 +727,21 @@ pub fn assert_signed(body: &Value, key: &SigningKey) {
         return;
     }
     let map = body.as_object().unwrap();
+    assert!(
+        body["nonce"].is_string(),
+        "a signed answer echoes the request's nonce: {body}"
+    );
     assert_eq!(sign, key.sign_response(map), "answer sign mismatch: {body}");
+}
+
+/// Asserts that a signed answer echoes `nonce` (so its `sign` covers it).
+pub fn assert_echoes(body: &Value, nonce: &str) {
+    if body["sign"].as_str().is_some_and(|s| !s.is_empty()) {
+        assert_eq!(
+            body["nonce"], nonce,
+            "a signed answer echoes the nonce: {body}"
+        );
+    }
 }
 
 /// An HTTP client trusting the test CA (if any).

@@ -133,7 +133,8 @@ impl JidgateProcess {
         path: &str,
         params: &[(&str, &str)],
     ) -> serde_json::Value {
-        let (query, key) = TestApp::sign(app_id, params);
+        let (query, key) = TestApp::sign(app_id, path, params);
+        let nonce = nonce_of(&query);
         let body: serde_json::Value = self
             .client
             .get(self.url(path))
@@ -145,6 +146,7 @@ impl JidgateProcess {
             .await
             .unwrap();
         assert_signed(&body, &key);
+        assert_echoes(&body, &nonce);
         body
     }
 

@@ -80,6 +80,7 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
     let (id2, answer2, _) = app.captcha().await;
     let (pairs, key) = TestApp::sign(
         APP_ID,
+        "/register",
         &[
             ("user_name", "13900139000"),
             ("password", "phone-pass-2"),
@@ -87,6 +88,7 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
             ("verify_code", &answer2),
         ],
     );
+    let nonce = nonce_of(&pairs);
     let object: serde_json::Map<String, serde_json::Value> = pairs
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -96,7 +98,7 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
         .post(app.url("/register"))
         .header("cookie", format!("captcha_id={id2}"))
         .json(&object);
-    let body = app.answer(request, &key).await;
+    let body = app.answer_to(request, &key, &nonce).await;
     assert_eq!(body["result"], 0, "{body}");
 
     let rows = app.account_rows().await;
@@ -165,6 +167,7 @@ async fn a_wrong_expired_or_reused_captcha_creates_nothing() {
     // No captcha at all, or an unknown id.
     let (pairs, _) = TestApp::sign(
         APP_ID,
+        "/register",
         &[
             ("user_name", "13700137000"),
             ("password", "phone-pass-1"),

@@ -104,7 +104,7 @@ async fn a_connection_must_say_a_signed_service_hello_first() {
         r,
         json!({
             "seq": 1, "result": 0, "validate": true, "user_name": "SN-TS-1", "type": 2,
-            "expires_at": r["expires_at"].clone()
+            "expires_at": r["expires_at"].clone(), "app_id": DEVICE_APP_ID
         })
     );
     assert!(r["expires_at"].as_i64().unwrap() > jidgate::now());
