@@ -10,3 +10,4 @@ mod faults;
 mod register;
 mod tls;
 mod token_service;
+mod xmpp_security;
