@@ -56,7 +56,11 @@ pub enum XmppError {
     Io(#[from] std::io::Error),
     #[error("XMPP TLS failed: {0}")]
     Tls(String),
-    /// The server refused the credentials (SASL failure).
+    /// The server refused the password (SASL `not-authorized`): a wrong
+    /// password, or no such account.
+    #[error("XMPP login refused: not-authorized")]
+    NotAuthorized,
+    /// The server refused the login for another reason (SASL failure).
     #[error("XMPP login refused: {0}")]
     Auth(String),
     #[error("XMPP protocol error: {0}")]
@@ -87,7 +91,12 @@ fn describe_stanza_error(e: &StanzaError) -> String {
 impl XmppError {
     /// The server refused our credentials (as opposed to being unreachable).
     pub fn is_auth(&self) -> bool {
-        matches!(self, XmppError::Auth(_))
+        matches!(self, XmppError::Auth(_) | XmppError::NotAuthorized)
+    }
+
+    /// The server refused the password itself (SASL `not-authorized`).
+    pub fn is_refused_password(&self) -> bool {
+        matches!(self, XmppError::NotAuthorized)
     }
 
     /// The request certainly did not reach the server (nothing changed).
@@ -284,6 +293,9 @@ impl Connector {
         let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
             .await
             .map_err(|e| match e {
+                tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(
+                    SaslCondition::NotAuthorized,
+                )) => XmppError::NotAuthorized,
                 tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(cond)) => {
                     XmppError::Auth(sasl_condition(&cond))
                 }

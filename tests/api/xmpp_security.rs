@@ -209,6 +209,34 @@ async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
             .any(|l| l.contains("ERROR") && l.contains("finish unbinding #1")),
         "no error in the log:\n{log}"
     );
+
+    // Once the JID is back, the reconciler finishes the row and it is no
+    // longer listed.
+    let admin = admin_session(&prosody).await;
+    let outcome = adhoc::add_user(&admin.handle(), &d.bare(), &d.jid_pwd)
+        .await
+        .unwrap();
+    assert_eq!(outcome, adhoc::AdminOutcome::Done);
+    admin.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Value = proc
+            .client
+            .get(proc.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["stuck"]["count"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bindings = s.bindings(&p).await;
+    assert_eq!(bindings["roster_item"], serde_json::json!([]), "{bindings}");
 }
 
 // ------------------------------------------------------------ point 10
