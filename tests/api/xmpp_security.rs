@@ -150,13 +150,16 @@ async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password()
 
 #[tokio::test]
 async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
-    // Arrange: the real binary, its reconciler every second, alerting after
-    // three failed attempts; a phone bound to a device.
+    // Arrange: the real binary, its reconciler every second (on rows older
+    // than 2 s), alerting after three failed attempts; a phone bound to a
+    // device.
     let prosody = Prosody::start().await;
     let proc = JidgateProcess::spawn_with(
         &prosody,
         ProcessSettings {
-            toml: "[reconcile]\nalert_after = 3\n".into(),
+            // A grace period, so the reconciler never races the requests
+            // in flight (the test default is 0).
+            toml: "[reconcile]\nalert_after = 3\ngrace = 2\n".into(),
             ..Default::default()
         },
     )
@@ -361,6 +364,8 @@ async fn no_secret_appears_in_the_log_even_at_trace_level() {
         &prosody,
         ProcessSettings {
             rust_log: Some("trace".into()),
+            // The reconciler must not race the requests in flight.
+            toml: "[reconcile]\ngrace = 30\n".into(),
             ..Default::default()
         },
     )
