@@ -72,8 +72,11 @@ impl PendingIqs {
         }
     }
 
-    /// Records a request sent with `id` to `to`.
+    /// Records a request sent with `id` to `to`. Requests whose caller gave
+    /// up (timed out) are forgotten on the way, so the table stays as small
+    /// as what is really waiting.
     pub fn expect(&mut self, id: String, to: Option<Jid>, reply: oneshot::Sender<Reply>) {
+        self.waiting.retain(|_, w| !w.reply.is_closed());
         self.waiting.insert(id, Waiting { to, reply });
     }
 
@@ -252,6 +255,17 @@ mod tests {
         };
         assert_eq!(pending.complete(error), Matched::Answered);
         assert!(matches!(rx.try_recv(), Ok(Err(XmppError::Stanza(_)))));
+    }
+
+    #[test]
+    fn requests_whose_caller_gave_up_are_forgotten() {
+        let mut pending = PendingIqs::new(me());
+        let (tx, rx) = oneshot::channel();
+        pending.expect(new_id(), None, tx);
+        drop(rx);
+        let (tx, _rx) = oneshot::channel();
+        pending.expect(new_id(), None, tx);
+        assert_eq!(pending.len(), 1);
     }
 
     #[test]
