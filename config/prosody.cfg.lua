@@ -40,11 +40,20 @@ network_settings = { nagle = false }
 admins = { ENV_JIDGATE_PROSODY_ADMIN or ("admin@" .. domain) }
 
 modules_enabled = {
-	"roster"; "saslauth"; "tls"; "disco"; "ping"; "register";
+	"roster"; "saslauth"; "tls"; "disco"; "ping";
 	"adhoc"; "admin_adhoc"; "presence"; "message"; "iq";
 	"offline"; "carbons"; "mam";
 }
-modules_disabled = { "s2s"; "posix" }
+-- No in-band registration (XEP-0077) of any kind. jidgate alone creates,
+-- deletes and re-keys accounts (XEP-0133 over its admin session, which uses
+-- mod_admin_adhoc, not mod_register). mod_register would let every logged-in
+-- client change its own password or delete its own account, behind
+-- jidgate's back, even with allow_registration = false (that only stops new
+-- accounts): it loads mod_user_account_management regardless.
+modules_disabled = {
+	"s2s"; "posix";
+	"register"; "register_ibr"; "user_account_management"; "invites_register";
+}
 
 authentication = "internal_hashed"
 storage = "internal"

@@ -85,14 +85,61 @@ pub struct ReconcileArgs {
     pub no_drift: bool,
 }
 
+/// Log targets whose verbose levels print protocol payloads, and the most
+/// verbose level each may ever log at, whatever `RUST_LOG` says.
+///
+/// - the XMPP stack: tokio-xmpp logs every stanza sent and received at
+///   `trace` (`SEND <iq>…` with the add-user form and its JID password) and
+///   raw stream data at `debug`; xmpp-parsers, xso, rxml, minidom and sasl
+///   (SASL credentials) are capped with it (not `jid`: a target prefix, it
+///   would also cap `jidgate`);
+/// - rustls: handshake messages at `trace` (certificates, session tickets).
+///
+/// Checked and left alone, because they never print values: sqlx (SQL text
+/// with `?` placeholders; bound values are never logged), hyper and h2
+/// (sizes and states; h2 leaves header fields and data out of its `Debug`),
+/// axum (connection addresses). Request parameters, tokens and passwords
+/// are never logged by jidgate itself.
+pub const PAYLOAD_LOG_CAPS: &[(&str, tracing::Level)] = &[
+    ("tokio_xmpp", tracing::Level::ERROR),
+    ("xmpp_parsers", tracing::Level::WARN),
+    ("xso", tracing::Level::WARN),
+    ("rxml", tracing::Level::WARN),
+    ("minidom", tracing::Level::WARN),
+    ("sasl", tracing::Level::WARN),
+    ("rustls", tracing::Level::DEBUG),
+    ("tokio_rustls", tracing::Level::DEBUG),
+];
+
+/// The filter that enforces [`PAYLOAD_LOG_CAPS`]; everything else passes.
+pub fn payload_log_caps() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_targets(PAYLOAD_LOG_CAPS.iter().copied())
+}
+
+/// Logs to standard error at the levels of `RUST_LOG` (default `info`),
+/// never above [`PAYLOAD_LOG_CAPS`]: an event must pass both filters, so no
+/// `RUST_LOG` can turn stanza logging back on. Records of the `log` crate
+/// (tokio-xmpp, rustls) go through the same filters.
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let output = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(output.with_filter(env).with_filter(payload_log_caps()))
+        .try_init();
 }
 
 /// Runs the command line; returns the process exit code.
@@ -279,5 +326,43 @@ mod tests {
             keyring.verify(Some("/get_user_banding"), get, all(), now),
             Err(Error::Sign)
         ));
+    }
+
+    use tracing::Level;
+
+    #[test]
+    fn payload_targets_are_capped_at_every_level_and_module() {
+        let caps = payload_log_caps();
+        for target in [
+            "tokio_xmpp",
+            "tokio_xmpp::xmlstream::capture",
+            "tokio_xmpp::xmlstream::common",
+            "xmpp_parsers::message",
+            "sasl::client",
+            "rustls::server::hs",
+            "tokio_rustls",
+        ] {
+            assert!(!caps.would_enable(target, &Level::TRACE), "{target}");
+        }
+        for target in ["tokio_xmpp::xmlstream", "xso", "rxml", "minidom"] {
+            assert!(!caps.would_enable(target, &Level::DEBUG), "{target}");
+        }
+        assert!(!caps.would_enable("tokio_xmpp::stanzastream", &Level::WARN));
+        assert!(caps.would_enable("tokio_xmpp", &Level::ERROR));
+        assert!(caps.would_enable("rustls::client", &Level::DEBUG));
+    }
+
+    #[test]
+    fn other_targets_keep_every_level() {
+        let caps = payload_log_caps();
+        for target in [
+            "jidgate::reconcile",
+            "sqlx::query",
+            "hyper::proto",
+            "h2",
+            "axum",
+        ] {
+            assert!(caps.would_enable(target, &Level::TRACE), "{target}");
+        }
     }
 }

@@ -177,6 +177,8 @@ pub struct ReconcileConfig {
     pub grace: u64,
     pub drift_interval: u64,
     pub concurrency: usize,
+    /// Failed attempts after which a row is an alert (error log, /readyz).
+    pub alert_after: u32,
 }
 
 /// A configuration that cannot work, found before anything starts.
@@ -313,6 +315,9 @@ impl Config {
         }
         if self.reconcile.concurrency == 0 {
             return bad("reconcile.concurrency must be at least 1".into());
+        }
+        if self.reconcile.alert_after == 0 {
+            return bad("reconcile.alert_after must be at least 1".into());
         }
         if self.provisioner.backend != "xmpp" {
             return bad(format!(

@@ -50,6 +50,9 @@ impl Params {
         if value.len() > MAX_VALUE_BYTES {
             return Err(Error::Params(format!("{name} is too long")));
         }
+        // No parameter may carry what XML cannot, noncharacters or bidi
+        // controls (issue 6, point 10); the field types check again.
+        crate::accounts::domain::check_text(&name, &value)?;
         if self.map.len() >= MAX_PARAMS {
             return Err(Error::Params("too many parameters".into()));
         }

@@ -81,7 +81,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers and the XMPP admin session is up.
+/// Stuck rows listed by `/readyz` at most.
+const READYZ_STUCK_ROWS: i64 = 20;
+
+/// The database answers and the XMPP admin session is up (200, else 503).
+/// Rows the reconciler keeps failing on are listed under `stuck` but do not
+/// make the instance unready: a load balancer must not take away an
+/// instance that serves everyone else because one row needs an operator.
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let db = sqlx::query("select 1").execute(&app.db).await.is_ok();
     let xmpp = app.provisioner.is_ready();
@@ -90,10 +96,15 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        axum::Json(serde_json::json!({ "database": db, "xmpp": xmpp })),
-    )
+    let mut body = serde_json::json!({ "database": db, "xmpp": xmpp });
+    let threshold = i64::from(app.config.reconcile.alert_after);
+    if db
+        && let Ok((count, rows)) =
+            reconcile::attempts::stuck(&app.db, threshold, READYZ_STUCK_ROWS).await
+    {
+        body["stuck"] = serde_json::json!({ "count": count, "rows": rows });
+    }
+    (status, axum::Json(body))
 }
 
 /// Listeners and test hooks for [`Service::build`].

@@ -14,6 +14,11 @@
 //!
 //! Every action is idempotent, so two instances reconciling at once, or a
 //! sweep that stops half-way, do no harm.
+//!
+//! No row is retried forever in silence: every failure is counted per row
+//! and operation ([`attempts`], table `repair_attempt`); from
+//! `reconcile.alert_after` failures on, each further failure is logged at
+//! error level and the row is listed as stuck in `/readyz`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -51,6 +56,47 @@ pub enum Action {
 
 /// A roster entry the database does not know: owner, device, what was seen.
 type Stray = (Account, Account, String);
+
+impl Action {
+    /// The row an action is about, as `/readyz` and the attempt count name
+    /// it: `account #12`, `binding #5`, `pair #3/#7` (never a user name or
+    /// JID).
+    pub fn target(&self) -> String {
+        match self {
+            Action::UndoCreate(a) | Action::FinishDelete(a) | Action::PushJidPassword(a) => {
+                format!("account #{}", a.id)
+            }
+            Action::UndoBinding(b) | Action::FinishUnbinding(b) => format!("binding #{}", b.id),
+            Action::Rebind { binding, .. } => format!("binding #{}", binding.id),
+            Action::RemoveStray { owner, device, .. } => {
+                format!("pair #{}/#{}", owner.id, device.id)
+            }
+        }
+    }
+
+    /// The operation's name.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Action::UndoCreate(_) => "undo_create",
+            Action::FinishDelete(_) => "finish_delete",
+            Action::PushJidPassword(_) => "push_jid_password",
+            Action::UndoBinding(_) => "undo_binding",
+            Action::FinishUnbinding(_) => "finish_unbinding",
+            Action::Rebind { .. } => "rebind",
+            Action::RemoveStray { .. } => "remove_stray",
+        }
+    }
+}
+
+/// Operations found by the pending sweep, and by the drift sweep.
+const PENDING_OPERATIONS: &[&str] = &[
+    "undo_create",
+    "finish_delete",
+    "push_jid_password",
+    "undo_binding",
+    "finish_unbinding",
+];
+const DRIFT_OPERATIONS: &[&str] = &["rebind", "remove_stray"];
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -279,33 +325,66 @@ pub struct Report {
     pub failed: usize,
 }
 
-/// Applies actions one by one; failures are logged and left for next time.
+/// Applies actions one by one; failures are counted, logged and left for
+/// next time (at error level once a row has failed `reconcile.alert_after`
+/// times).
 pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
     let mut report = Report::default();
+    let alert_after = i64::from(app.config.reconcile.alert_after);
     for action in actions {
+        let (target, operation) = (action.target(), action.operation());
         match apply(app, action).await {
             Ok(()) => {
                 tracing::info!(action = %action, "reconciled");
                 report.done += 1;
+                if let Err(e) = attempts::clear(&app.db, &target, operation).await {
+                    tracing::warn!(error = %e, "clearing a repair attempt count failed");
+                }
             }
             Err(e) => {
-                tracing::warn!(action = %action, error = %e, "reconciliation failed; will retry");
                 report.failed += 1;
+                let counted =
+                    attempts::record_failure(&app.db, &target, operation, &e, crate::now()).await;
+                match counted {
+                    Ok(n) if n >= alert_after => tracing::error!(
+                        action = %action,
+                        row = %target,
+                        attempts = n,
+                        error = %e,
+                        "reconciliation keeps failing; needs an operator (listed in /readyz)"
+                    ),
+                    Ok(n) => tracing::warn!(
+                        action = %action,
+                        attempts = n,
+                        error = %e,
+                        "reconciliation failed; will retry"
+                    ),
+                    Err(count_error) => tracing::error!(
+                        action = %action,
+                        error = %e,
+                        %count_error,
+                        "reconciliation failed and its attempt could not be counted"
+                    ),
+                }
             }
         }
     }
     report
 }
 
-/// One pending sweep with the configured grace.
+/// One pending sweep with the configured grace. Counts of rows no longer
+/// pending (finished by someone else) are dropped first.
 pub async fn sweep_pending(app: &App) -> Result<Report, Error> {
+    let all_pending = pending(app, 0).await?;
+    attempts::keep_only(&app.db, PENDING_OPERATIONS, &all_pending).await?;
     let actions = pending(app, app.config.reconcile.grace).await?;
     Ok(apply_all(app, &actions).await)
 }
 
-/// One drift sweep.
+/// One drift sweep. Counts of drift that is gone are dropped first.
 pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
     let actions = drift(app).await?;
+    attempts::keep_only(&app.db, DRIFT_OPERATIONS, &actions).await?;
     Ok(apply_all(app, &actions).await)
 }
 
@@ -358,4 +437,109 @@ async fn housekeeping(app: &App) {
         tracing::warn!(error = %e, "token housekeeping failed");
     }
     app.limits.prune();
+}
+
+/// SQL for `repair_attempt`: failed reconciler attempts per row and
+/// operation.
+pub mod attempts {
+    use std::collections::HashSet;
+
+    use serde::Serialize;
+
+    use super::Action;
+    use crate::db::Db;
+    use crate::error::Error;
+
+    /// Longest `last_error` kept.
+    const MAX_ERROR_CHARS: usize = 500;
+
+    /// Counts a failure; returns the number of failures so far.
+    pub async fn record_failure(
+        db: &Db,
+        target: &str,
+        operation: &str,
+        error: &Error,
+        now: i64,
+    ) -> Result<i64, Error> {
+        let text: String = error.to_string().chars().take(MAX_ERROR_CHARS).collect();
+        let (attempts,): (i64,) = sqlx::query_as(
+            "insert into repair_attempt (target, operation, attempts, first_failed_at, \
+             last_failed_at, last_code, last_error) values (?, ?, 1, ?, ?, ?, ?) \
+             on conflict (target, operation) do update set attempts = attempts + 1, \
+             last_failed_at = excluded.last_failed_at, last_code = excluded.last_code, \
+             last_error = excluded.last_error returning attempts",
+        )
+        .bind(target)
+        .bind(operation)
+        .bind(now)
+        .bind(now)
+        .bind(error.code())
+        .bind(text)
+        .fetch_one(db)
+        .await?;
+        Ok(attempts)
+    }
+
+    /// Forgets the failures of a row's operation (it succeeded).
+    pub async fn clear(db: &Db, target: &str, operation: &str) -> Result<(), Error> {
+        sqlx::query("delete from repair_attempt where target = ? and operation = ?")
+            .bind(target)
+            .bind(operation)
+            .execute(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the failures of `operations` whose row is not among
+    /// `current` (the row left its pending state, or the drift is gone).
+    pub async fn keep_only(db: &Db, operations: &[&str], current: &[Action]) -> Result<(), Error> {
+        let keep: HashSet<(String, &str)> = current
+            .iter()
+            .map(|a| (a.target(), a.operation()))
+            .collect();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("select target, operation from repair_attempt")
+                .fetch_all(db)
+                .await?;
+        for (target, operation) in rows {
+            if operations.contains(&operation.as_str())
+                && !keep.contains(&(target.clone(), operation.as_str()))
+            {
+                clear(db, &target, &operation).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A row that has failed at least `reconcile.alert_after` times, as
+    /// `/readyz` shows it: no user names, JIDs or error texts.
+    #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+    pub struct Stuck {
+        pub row: String,
+        pub operation: String,
+        pub attempts: i64,
+        pub first_failed_at: i64,
+        pub last_failed_at: i64,
+        pub last_code: i64,
+    }
+
+    /// How many rows have failed at least `threshold` times, and the first
+    /// `limit` of them (most attempts first).
+    pub async fn stuck(db: &Db, threshold: i64, limit: i64) -> Result<(i64, Vec<Stuck>), Error> {
+        let (count,): (i64,) =
+            sqlx::query_as("select count(*) from repair_attempt where attempts >= ?")
+                .bind(threshold)
+                .fetch_one(db)
+                .await?;
+        let rows = sqlx::query_as::<_, Stuck>(
+            "select target as row, operation, attempts, first_failed_at, last_failed_at, \
+             last_code from repair_attempt where attempts >= ? \
+             order by attempts desc, target, operation limit ?",
+        )
+        .bind(threshold)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+        Ok((count, rows))
+    }
 }

@@ -90,9 +90,12 @@ pub fn is_device(a: &Account) -> bool {
     a.type_ == 2
 }
 
-/// How one side names the other in its roster.
+/// How one side names the other in its roster: its `des`, or its user name
+/// when `des` is empty or holds characters the text rules refuse (a row
+/// stored before they existed: such a nickname would break the XML stream or
+/// show reversed).
 fn nickname(a: &Account) -> &str {
-    if a.des.is_empty() {
+    if a.des.is_empty() || crate::accounts::domain::check_text("des", &a.des).is_err() {
         &a.user_name
     } else {
         &a.des

@@ -142,7 +142,9 @@ pub enum AdminOutcome {
 }
 
 /// Runs the XEP-0133 command `name` (e.g. `add-user`) about `jid`, sent to
-/// the account's domain.
+/// the account's domain (the XMPP server's virtual host): its reply is then
+/// accepted only from that domain (see [`super::iq`]), never from a user who
+/// addressed a result to the admin session.
 async fn admin_command(
     session: &SessionHandle,
     jid: &BareJid,

@@ -6,19 +6,20 @@
 //! request in flight. So a [`Session`] is one login, with no automatic
 //! reconnection (the admin session's supervisor in
 //! [`crate::provisioner`] reconnects). One task owns each stream; the rest of
-//! the program talks to it over a channel and IQ replies are matched by id.
+//! the program talks to it over a channel, and IQ replies are matched by
+//! (sender, id) with random ids ([`iq`]).
 //!
 //! - [`adhoc`]: XEP-0050 ad-hoc commands and the XEP-0133 admin commands.
+//! - [`iq`]: RFC 6120 IQ semantics: which reply answers which request.
 //! - [`roster`]: RFC 6121 roster management and presence subscriptions.
 
 pub mod adhoc;
+pub mod iq;
 pub mod roster;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -55,7 +56,11 @@ pub enum XmppError {
     Io(#[from] std::io::Error),
     #[error("XMPP TLS failed: {0}")]
     Tls(String),
-    /// The server refused the credentials (SASL failure).
+    /// The server refused the password (SASL `not-authorized`): a wrong
+    /// password, or no such account.
+    #[error("XMPP login refused: not-authorized")]
+    NotAuthorized,
+    /// The server refused the login for another reason (SASL failure).
     #[error("XMPP login refused: {0}")]
     Auth(String),
     #[error("XMPP protocol error: {0}")]
@@ -86,7 +91,12 @@ fn describe_stanza_error(e: &StanzaError) -> String {
 impl XmppError {
     /// The server refused our credentials (as opposed to being unreachable).
     pub fn is_auth(&self) -> bool {
-        matches!(self, XmppError::Auth(_))
+        matches!(self, XmppError::Auth(_) | XmppError::NotAuthorized)
+    }
+
+    /// The server refused the password itself (SASL `not-authorized`).
+    pub fn is_refused_password(&self) -> bool {
+        matches!(self, XmppError::NotAuthorized)
     }
 
     /// The request certainly did not reach the server (nothing changed).
@@ -283,6 +293,9 @@ impl Connector {
         let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
             .await
             .map_err(|e| match e {
+                tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(
+                    SaslCondition::NotAuthorized,
+                )) => XmppError::NotAuthorized,
                 tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(cond)) => {
                     XmppError::Auth(sasl_condition(&cond))
                 }
@@ -297,8 +310,10 @@ impl Connector {
             .await
             .map_err(|e| XmppError::Protocol(e.to_string()))?;
 
-        // Resource binding (RFC 6120 §7).
-        let bind = Iq::from_set("bind", BindQuery::new(Some(resource.to_owned())));
+        // Resource binding (RFC 6120 §7). Before it, only the server can
+        // address this stream.
+        let bind_id = iq::new_id();
+        let bind = Iq::from_set(bind_id.clone(), BindQuery::new(Some(resource.to_owned())));
         stream
             .send(&XmppStreamElement::Stanza(Stanza::Iq(bind)))
             .await?;
@@ -308,13 +323,13 @@ impl Connector {
                     id,
                     payload: Some(payload),
                     ..
-                })) if id == "bind" => {
+                })) if id == bind_id => {
                     let bound = BindResponse::try_from(payload)
                         .map_err(|e| XmppError::Protocol(format!("bad bind result: {e}")))?;
                     break FullJid::from(bound);
                 }
                 XmppStreamElement::Stanza(Stanza::Iq(Iq::Error { id, error, .. }))
-                    if id == "bind" =>
+                    if id == bind_id =>
                 {
                     return Err(XmppError::Stanza(Box::new(error)));
                 }
@@ -437,8 +452,9 @@ impl Session {
         let (tx, rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
+        let me = jid.clone();
         tokio::spawn(async move {
-            run_session(stream, rx, ev_tx).await;
+            run_session(stream, me, rx, ev_tx).await;
             let _ = done_tx.send(());
         });
         Session {
@@ -524,23 +540,16 @@ impl SessionHandle {
     }
 }
 
-static IQ_COUNTER: AtomicU64 = AtomicU64::new(1);
-
-fn next_id() -> String {
-    format!("jg{}", IQ_COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-type Pending = HashMap<String, oneshot::Sender<Result<Option<Element>, XmppError>>>;
-
-/// The task that owns one stream.
+/// The task that owns one stream, bound as `me`.
 async fn run_session<S>(
     mut stream: FallibleStream<S>,
+    me: FullJid,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Stanza>,
 ) where
     S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut pending: Pending = HashMap::new();
+    let mut pending = iq::PendingIqs::new(me.clone());
     loop {
         tokio::select! {
             item = stream.next() => {
@@ -548,7 +557,7 @@ async fn run_session<S>(
                     None => break,
                     Some(Err(ReadError::SoftTimeout)) => {
                         // Keep the stream alive and prove the server is there.
-                        let ping = Iq::from_get(next_id(), Ping);
+                        let ping = Iq::from_get(iq::new_id(), Ping);
                         if stream.send(&XmppStreamElement::Stanza(Stanza::Iq(ping))).await.is_err() {
                             break;
                         }
@@ -566,7 +575,7 @@ async fn run_session<S>(
                 };
                 match element {
                     XmppStreamElement::Stanza(Stanza::Iq(iq)) => {
-                        if let Some(reply) = handle_incoming_iq(iq, &mut pending, &events) {
+                        if let Some(reply) = handle_incoming_iq(iq, &me, &mut pending, &events) {
                             if stream.send(&XmppStreamElement::Stanza(Stanza::Iq(reply))).await.is_err() {
                                 break;
                             }
@@ -593,13 +602,13 @@ async fn run_session<S>(
                         if failed { break; }
                     }
                     Command::Iq(to, req, reply) => {
-                        let id = next_id();
-                        let iq = match req {
-                            IqRequest::Get(payload) => Iq::Get { from: None, to, id: id.clone(), payload },
-                            IqRequest::Set(payload) => Iq::Set { from: None, to, id: id.clone(), payload },
+                        let id = iq::new_id();
+                        let request = match req {
+                            IqRequest::Get(payload) => Iq::Get { from: None, to: to.clone(), id: id.clone(), payload },
+                            IqRequest::Set(payload) => Iq::Set { from: None, to: to.clone(), id: id.clone(), payload },
                         };
-                        match stream.send(&XmppStreamElement::Stanza(Stanza::Iq(iq))).await {
-                            Ok(()) => { pending.insert(id, reply); }
+                        match stream.send(&XmppStreamElement::Stanza(Stanza::Iq(request))).await {
+                            Ok(()) => pending.expect(id, to, reply),
                             Err(e) => { let _ = reply.send(Err(XmppError::Io(e))); break; }
                         }
                     }
@@ -607,25 +616,26 @@ async fn run_session<S>(
             }
         }
     }
-    for (_, waiter) in pending.drain() {
-        let _ = waiter.send(Err(XmppError::Closed));
-    }
+    pending.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
-/// Completes a waiting IQ, or answers the server's own IQ requests: pings and
-/// roster pushes get a result, everything else service-unavailable.
-fn handle_incoming_iq(iq: Iq, pending: &mut Pending, events: &mpsc::Sender<Stanza>) -> Option<Iq> {
-    match iq {
-        Iq::Result { id, payload, .. } => {
-            if let Some(w) = pending.remove(&id) {
-                let _ = w.send(Ok(payload));
-            }
-            None
-        }
-        Iq::Error { id, error, .. } => {
-            if let Some(w) = pending.remove(&id) {
-                let _ = w.send(Err(XmppError::Stanza(Box::new(error))));
+/// Completes a waiting IQ (matched by sender and id, see [`iq`]), or answers
+/// IQ requests: pings get a result, roster pushes from the server a result,
+/// everything else service-unavailable.
+fn handle_incoming_iq(
+    incoming: Iq,
+    me: &FullJid,
+    pending: &mut iq::PendingIqs,
+    events: &mpsc::Sender<Stanza>,
+) -> Option<Iq> {
+    match incoming {
+        reply @ (Iq::Result { .. } | Iq::Error { .. }) => {
+            if pending.complete(reply) == iq::Matched::Unmatched {
+                // A late answer after a timeout, or a forgery: never an
+                // answer to anything (debug only: a flood must not flood
+                // the log).
+                tracing::debug!("dropped an IQ reply that answers no request of ours");
             }
             None
         }
@@ -641,7 +651,10 @@ fn handle_incoming_iq(iq: Iq, pending: &mut Pending, events: &mpsc::Sender<Stanz
         Iq::Set {
             from, id, payload, ..
         } => {
-            if payload.is("query", ns::ROSTER) {
+            // RFC 6121 §2.1.6: a roster push comes from the server (no
+            // from, or our own bare JID); anyone else's is ignored.
+            let from_server = from.as_ref().is_none_or(|f| *f == me.to_bare());
+            if payload.is("query", ns::ROSTER) && from_server {
                 let _ = events.try_send(Stanza::Iq(Iq::Set {
                     from: from.clone(),
                     to: None,

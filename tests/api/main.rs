@@ -11,3 +11,4 @@ mod register;
 mod tls;
 mod token_service;
 mod wire_security;
+mod xmpp_security;

@@ -1,0 +1,867 @@
+//! Attacks on the XMPP side (issue 6, points 8, 10, 12 and 14): a device
+//! changing its own JID password, text that breaks XML or misleads, secrets
+//! in the log at trace level, and forged IQ replies to jidgate's sessions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jidgate::xmpp::adhoc::{self, NS_COMMANDS};
+use jidgate::xmpp::{IqRequest, Session, XmppError};
+use secrecy::SecretString;
+use serde_json::Value;
+use xmpp_parsers::ibr::{LegacyQuery, RemoveQuery};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::minidom::rxml::NcName;
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use crate::binding::{User, bind, bind_code, bindings_of, device, phone, unbind};
+use crate::helpers::*;
+use crate::process::{JidgateProcess, ProcessSettings};
+
+// ------------------------------------------------------------- point 8
+
+#[tokio::test]
+async fn a_device_cannot_change_or_delete_its_own_jid_over_in_band_registration() {
+    // Arrange: a registered device, logged in to the XMPP server with the
+    // JID password /login gave it, as any XMPP client would.
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let d = device(&app, "SN-IBR-1", "").await;
+    let session = prosody.login(&d.jid, &d.jid_pwd).await.expect("login");
+
+    // Act: XEP-0077 §3.3 password change, then §3.2 cancellation.
+    let change = LegacyQuery {
+        username: Some(d.bare().node().unwrap().to_string()),
+        password: Some("chosen-by-the-device".into()),
+        ..Default::default()
+    };
+    let changed = session
+        .iq(Some(domain_jid()), IqRequest::Set(change.into()))
+        .await;
+    let remove = RemoveQuery { remove: true };
+    let removed = session
+        .iq(Some(domain_jid()), IqRequest::Set(remove.into()))
+        .await;
+    session.close().await;
+
+    // Assert: both refused; the stored JID password still works and the
+    // JID still exists.
+    assert!(
+        matches!(changed, Err(XmppError::Stanza(_))),
+        "password change accepted: {changed:?}"
+    );
+    assert!(
+        matches!(removed, Err(XmppError::Stanza(_))),
+        "account removal accepted: {removed:?}"
+    );
+    prosody
+        .login(&d.jid, &d.jid_pwd)
+        .await
+        .expect("the stored JID password still works")
+        .close()
+        .await;
+    assert!(prosody.login(&d.jid, "chosen-by-the-device").await.is_err());
+}
+
+#[tokio::test]
+async fn a_jid_password_changed_behind_jidgates_back_is_reset_and_binding_works() {
+    // Arrange: a phone and a device; the device's JID password is changed
+    // with the admin command, behind jidgate's back.
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let p = phone(&app, "13800138001", "").await;
+    let d = device(&app, "SN-REPAIR-1", "").await;
+    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "changed-behind-our-back").await;
+    assert!(prosody.login(&d.jid, &d.jid_pwd).await.is_err());
+
+    // Act: bind.
+    let code = bind_code(&app, &d).await;
+    let body = bind(&app, &p, &[&d.name], &[&code]).await;
+
+    // Assert: bound, and the stored password works again.
+    assert_eq!(body["result"], 0, "{body}");
+    assert_eq!(bindings_of(&app, &p).await["consistent"], true);
+    prosody
+        .login(&d.jid, &d.jid_pwd)
+        .await
+        .expect("the stored JID password was put back")
+        .close()
+        .await;
+
+    // Again on both sides, then unbind: the unbinding completes.
+    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "again-1").await;
+    set_jid_password_behind_jidgates_back(&prosody, &p.bare(), "again-2").await;
+    let body = unbind(&app, &p, &[&d.name]).await;
+    assert_eq!(body["result"], 0, "{body}");
+    assert_eq!(app.count("select count(*) from binding").await, 0);
+    prosody
+        .login(&p.jid, &p.jid_pwd)
+        .await
+        .unwrap()
+        .close()
+        .await;
+}
+
+#[tokio::test]
+async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password() {
+    // Arrange: a device whose JID password change was interrupted (the new
+    // one recorded in `jid_pwd_next`, not yet pushed), and whose password
+    // on the server was then changed by someone else.
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let p = phone(&app, "13800138002", "").await;
+    let d = device(&app, "SN-REPAIR-2", "").await;
+    let next = "the-pending-jid-password-0123456789";
+    let enc = app
+        .app
+        .jid_cipher
+        .encrypt(&d.jid, &SecretString::from(next.to_owned()));
+    sqlx::query("update account set jid_pwd_next = ? where user_name = ?")
+        .bind(&enc)
+        .bind(&d.name)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "someone-else").await;
+
+    // Act: bind (repairs), then the reconciler finishes the push.
+    let code = bind_code(&app, &d).await;
+    let body = bind(&app, &p, &[&d.name], &[&code]).await;
+    assert_eq!(body["result"], 0, "{body}");
+    let report = jidgate::reconcile::sweep_pending(&app.app).await.unwrap();
+
+    // Assert: the server has the pending password, which is now the stored
+    // one; nothing is pending or stuck.
+    assert_eq!(report.failed, 0, "{report:?}");
+    prosody.login(&d.jid, next).await.unwrap().close().await;
+    let login = app.login_device(&d.name, "device-pass-1").await;
+    assert_eq!(login["user_info"]["jid_pwd"], next, "{login}");
+    assert_eq!(
+        app.count("select count(*) from account where jid_pwd_next is not null")
+            .await,
+        0
+    );
+    assert_eq!(bindings_of(&app, &p).await["consistent"], true);
+}
+
+#[tokio::test]
+async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
+    // Arrange: the real binary, its reconciler every second (on rows older
+    // than 2 s), alerting after three failed attempts; a phone bound to a
+    // device.
+    let prosody = Prosody::start().await;
+    let proc = JidgateProcess::spawn_with(
+        &prosody,
+        ProcessSettings {
+            // A grace period, so the reconciler never races the requests
+            // in flight (the test default is 0).
+            toml: "[reconcile]\nalert_after = 3\ngrace = 2\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let s = ScriptedProcess::new(&proc);
+    s.register_device("SN-STUCK-1", "device-pass-1").await;
+    s.register_phone("13800138003", "phone-pass-1").await;
+    let d = s.login_device("SN-STUCK-1", "device-pass-1").await;
+    let p = s.login_phone("13800138003", "phone-pass-1").await;
+    let code = s.bind_code(&d).await;
+    assert_eq!(s.bind(&p, &d.name, &code).await["result"], 0);
+
+    // The device's JID disappears behind jidgate's back: no repair can log
+    // in as it, so the unbinding cannot finish.
+    let admin = admin_session(&prosody).await;
+    adhoc::delete_user(&admin.handle(), &d.bare())
+        .await
+        .unwrap();
+    admin.close().await;
+    let body = s.unbind(&p, &d.name).await;
+    assert_ne!(body["result"], 0, "{body}");
+
+    // Assert: after three failed sweeps the row is an error in the log and
+    // listed in /readyz, which stays 200 (database and XMPP are fine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let r = proc.client.get(proc.url("/readyz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let ready: Value = r.json().await.unwrap();
+        if ready["stuck"]["count"].as_i64().unwrap_or(0) >= 1 {
+            break ready;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never listed the stuck unbinding: {ready}\n{}",
+            proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let row = &ready["stuck"]["rows"][0];
+    assert_eq!(row["row"], "binding #1", "{ready}");
+    assert_eq!(row["operation"], "finish_unbinding", "{ready}");
+    assert!(row["attempts"].as_i64().unwrap() >= 3, "{ready}");
+    assert_eq!(row["last_code"], 105, "{ready}");
+    let text = ready.to_string();
+    assert!(!text.contains(&d.name) && !text.contains(&d.jid), "{text}");
+    let log = proc.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("finish unbinding #1")),
+        "no error in the log:\n{log}"
+    );
+
+    // Once the JID is back, the reconciler finishes the row and it is no
+    // longer listed.
+    let admin = admin_session(&prosody).await;
+    let outcome = adhoc::add_user(&admin.handle(), &d.bare(), &d.jid_pwd)
+        .await
+        .unwrap();
+    assert_eq!(outcome, adhoc::AdminOutcome::Done);
+    admin.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready: Value = proc
+            .client
+            .get(proc.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["stuck"]["count"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bindings = s.bindings(&p).await;
+    assert_eq!(bindings["roster_item"], serde_json::json!([]), "{bindings}");
+}
+
+// ------------------------------------------------------------ point 10
+
+/// Characters no text field may carry: not allowed in XML 1.0, Unicode
+/// noncharacters, bidi controls.
+const REFUSED: &[char] = &[
+    '\u{0}',
+    '\u{1b}',
+    '\u{fffe}',
+    '\u{ffff}',
+    '\u{fdd0}',
+    '\u{fdef}',
+    '\u{1fffe}',
+    '\u{10ffff}',
+    '\u{61c}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{202a}',
+    '\u{202e}',
+    '\u{2066}',
+    '\u{2069}',
+];
+
+#[tokio::test]
+async fn text_xml_cannot_carry_noncharacters_and_bidi_controls_are_refused_with_2() {
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let before = app.snapshot().await;
+
+    for c in REFUSED {
+        // des of a device; password of a device and of a phone.
+        let des = format!("lamp{c}room");
+        let body = app
+            .try_register_device("SN-TEXT-1", "device-pass-1", &des)
+            .await;
+        assert_eq!(body["result"], 2, "des with U+{:04X}: {body}", *c as u32);
+        let password = format!("pass{c}word");
+        let body = app.try_register_device("SN-TEXT-1", &password, "").await;
+        assert_eq!(
+            body["result"], 2,
+            "password with U+{:04X}: {body}",
+            *c as u32
+        );
+        let (id, answer, _) = app.captcha().await;
+        let body = app
+            .call(
+                APP_ID,
+                "/register",
+                &[
+                    ("user_name", "13800138004"),
+                    ("password", "phone-pass-1"),
+                    ("type", "1"),
+                    ("des", &des),
+                    ("verify_code", &answer),
+                    ("captcha_id", &id),
+                ],
+            )
+            .await;
+        assert_eq!(
+            body["result"], 2,
+            "phone des with U+{:04X}: {body}",
+            *c as u32
+        );
+    }
+    // Nothing was created, in the database or on the XMPP server.
+    assert_eq!(app.snapshot().await, before);
+
+    // A new password is held to the same rules; the old one keeps working.
+    let d = device(&app, "SN-TEXT-2", "客厅的灯 ❤").await;
+    let body = app
+        .call(
+            DEVICE_APP_ID,
+            "/change_password",
+            &[
+                ("user_name", &d.name),
+                ("password", "device-pass-1"),
+                ("type", "2"),
+                ("new_password", "new\u{202e}password"),
+            ],
+        )
+        .await;
+    assert_eq!(body["result"], 2, "{body}");
+    assert_eq!(
+        app.login_device(&d.name, "device-pass-1").await["result"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_description_stored_before_the_text_rules_does_not_break_binding() {
+    // Arrange: a device whose stored des has a noncharacter and a bidi
+    // override (as rows written before the rules may have).
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let p = phone(&app, "13800138005", "").await;
+    let d = device(&app, "SN-OLD-DES", "").await;
+    sqlx::query("update account set des = ? where user_name = ?")
+        .bind("lamp\u{ffff}\u{202e}moor")
+        .bind(&d.name)
+        .execute(&app.db)
+        .await
+        .unwrap();
+
+    // Act
+    let code = bind_code(&app, &d).await;
+    let body = bind(&app, &p, &[&d.name], &[&code]).await;
+
+    // Assert: bound; the roster names the device by its user name.
+    assert_eq!(body["result"], 0, "{body}");
+    let view = bindings_of(&app, &p).await;
+    assert_eq!(view["roster_item"][0]["nickname"], d.name, "{view}");
+}
+
+// ------------------------------------------------------------ point 12
+
+#[tokio::test]
+async fn no_secret_appears_in_the_log_even_at_trace_level() {
+    // Arrange: the real binary logging everything it can.
+    let prosody = Prosody::start().await;
+    let proc = JidgateProcess::spawn_with(
+        &prosody,
+        ProcessSettings {
+            rust_log: Some("trace".into()),
+            // The reconciler must not race the requests in flight.
+            toml: "[reconcile]\ngrace = 30\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let s = ScriptedProcess::new(&proc);
+    let mut secrets: Vec<String> = vec![
+        APP_SECRET.into(),
+        DEVICE_SECRET.into(),
+        SERVICE_SECRET.into(),
+        ADMIN_PASSWORD.into(),
+        JID_KEY.into(),
+        hex::encode(key_for(DEVICE_APP_ID, &[("user_name", "SN-LOG-1")]).bytes()),
+    ];
+
+    // Act: a whole session, with failures.
+    s.register_device("SN-LOG-1", "device-secret-pass-1").await;
+    s.register_phone("13800138006", "phone-secret-pass-1").await;
+    secrets.extend(["device-secret-pass-1".into(), "phone-secret-pass-1".into()]);
+    let d = s.login_device("SN-LOG-1", "device-secret-pass-1").await;
+    let p = s.login_phone("13800138006", "phone-secret-pass-1").await;
+    secrets.extend(d.secrets());
+    secrets.extend(p.secrets());
+    let code = s.bind_code(&d).await;
+    secrets.push(code.clone());
+    assert_eq!(s.bind(&p, &d.name, &code).await["result"], 0);
+    let view = s.bindings(&p).await;
+    assert_eq!(view["consistent"], true, "{view}");
+    let refreshed = s.refresh_phone(&p).await;
+    secrets.extend(token_fields(&refreshed));
+    let (captcha_id, answer) = s.captcha().await;
+    let body = s
+        .call(
+            APP_ID,
+            "/change_password",
+            &[
+                ("user_name", &p.name),
+                ("password", "phone-secret-pass-1"),
+                ("type", "1"),
+                ("new_password", "phone-secret-pass-2"),
+                ("verify_code", &answer),
+                ("captcha_id", &captcha_id),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(body["result"], 0, "{body}");
+    secrets.push("phone-secret-pass-2".into());
+    let p2 = s.login_phone("13800138006", "phone-secret-pass-2").await;
+    secrets.extend(p2.secrets());
+    // Failures: a wrong password, a wrong bind code, a stale token.
+    let wrong = s.try_login_device("SN-LOG-1", "wrong-secret-pass-9").await;
+    assert_eq!(wrong["result"], 102, "{wrong}");
+    secrets.push("wrong-secret-pass-9".into());
+    assert_ne!(s.bind(&p2, &d.name, "WRONGCODE1").await["result"], 0);
+    assert_eq!(s.bindings(&p).await["result"], 4);
+    assert_eq!(s.unbind(&p2, &d.name).await["result"], 0);
+    let body = s
+        .call(
+            DEVICE_APP_ID,
+            "/cancel",
+            &[
+                ("user_name", "SN-LOG-1"),
+                ("password", "device-secret-pass-1"),
+                ("type", "2"),
+            ],
+            false,
+        )
+        .await;
+    assert_eq!(body["result"], 0, "{body}");
+
+    // Assert: the log is there and verbose, and holds none of the secrets
+    // (nor the SASL PLAIN blob of a JID password).
+    let log = proc.log();
+    assert!(
+        log.lines().count() > 50 && log.contains("TRACE") && log.contains("sqlx::query"),
+        "{log}"
+    );
+    for u in [&d, &p, &p2] {
+        secrets.push(plain_blob(&u.jid, &u.jid_pwd));
+    }
+    for secret in &secrets {
+        assert!(secret.len() >= 8, "{secret}");
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log contains the secret {secret:?}:\n{}",
+            log.lines()
+                .filter(|l| l.contains(secret.as_str()))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+// ------------------------------------------------------------ point 14
+
+#[tokio::test]
+async fn forged_iq_replies_from_a_registered_user_are_not_believed() {
+    // Arrange: a registered device logged in as an XMPP client (the
+    // attacker), flooding IQ results and errors at the admin session's full
+    // JID with guessed ids: "the account exists" and "done".
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let attacker = device(&app, "SN-ATTACKER", "").await;
+    let admin_full = format!("admin@{DOMAIN}/{}-admin", app.app.config.xmpp.resource);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flood = tokio::spawn(flood_forged_replies(
+        prosody.clone(),
+        attacker,
+        Jid::new(&admin_full).unwrap(),
+        stop.clone(),
+        sent.clone(),
+    ));
+
+    // Act: registrations and cancellations while the flood runs.
+    let names: Vec<String> = (0..25).map(|i| format!("SN-VICTIM-{i:02}")).collect();
+    let mut answers = Vec::new();
+    for n in &names {
+        answers.push(app.try_register_device(n, "device-pass-1", "").await);
+    }
+    let registered_rows = app.account_rows().await;
+    let registered_xmpp = prosody.accounts();
+    for n in &names {
+        answers.push(app.cancel_device(n, "device-pass-1").await);
+    }
+    stop.store(true, Ordering::SeqCst);
+    flood.await.unwrap();
+
+    // Assert: the flood ran, and every operation had its real outcome: all
+    // succeeded, every active row had its JID and no JID was orphaned.
+    assert!(sent.load(Ordering::SeqCst) > 1000, "flood too small");
+    for a in &answers {
+        assert_eq!(a["result"], 0, "{a}");
+    }
+    let mut jids: Vec<String> = registered_rows
+        .iter()
+        .filter(|(_, state, _)| state == "active")
+        .map(|(_, _, jid)| jid.clone())
+        .collect();
+    jids.push("admin".into());
+    jids.sort();
+    assert_eq!(jids.len(), names.len() + 2, "{registered_rows:?}");
+    assert_eq!(registered_xmpp, jids);
+    let left = app.account_rows().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    let mut xmpp_left = vec!["admin".to_owned(), left[0].2.clone()];
+    xmpp_left.sort();
+    assert_eq!(prosody.accounts(), xmpp_left);
+}
+
+/// Sends forged replies with the ids `jg1`… (the old sequential ids), and
+/// random ones, until `stop`.
+async fn flood_forged_replies(
+    prosody: Prosody,
+    attacker: User,
+    to: Jid,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+) {
+    let session = prosody
+        .login(&attacker.jid, &attacker.jid_pwd)
+        .await
+        .unwrap();
+    while !stop.load(Ordering::SeqCst) {
+        for n in 1..=200 {
+            let id = if n % 10 == 0 {
+                jidgate::crypto::random_token::<8>()
+            } else {
+                format!("jg{n}")
+            };
+            let forged = match n % 3 {
+                // Prosody's "failed" add-user: a completed command with an
+                // error note.
+                0 => Iq::Result {
+                    from: None,
+                    to: Some(to.clone()),
+                    id,
+                    payload: Some(command("completed", Some("Account already exists"))),
+                },
+                // A plain success.
+                1 => Iq::Result {
+                    from: None,
+                    to: Some(to.clone()),
+                    id,
+                    payload: Some(command("completed", None)),
+                },
+                // ejabberd's "failed": an IQ error.
+                _ => Iq::Error {
+                    from: None,
+                    to: Some(to.clone()),
+                    id,
+                    error: StanzaError::new(
+                        ErrorType::Cancel,
+                        DefinedCondition::Conflict,
+                        "en",
+                        "forged",
+                    ),
+                    payload: None,
+                },
+            };
+            if session.send(Stanza::Iq(forged)).await.is_err() {
+                return;
+            }
+            sent.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::task::yield_now().await;
+    }
+    session.close().await;
+}
+
+/// An XEP-0050 `<command/>` answer with an optional error note.
+fn command(status: &str, error_note: Option<&str>) -> Element {
+    let name = |s: &str| NcName::try_from(s).unwrap();
+    let mut el = Element::builder("command", NS_COMMANDS)
+        .attr(name("node"), "http://jabber.org/protocol/admin#add-user")
+        .attr(name("status"), status)
+        .attr(name("sessionid"), "1");
+    if let Some(text) = error_note {
+        el = el.append(
+            Element::builder("note", NS_COMMANDS)
+                .attr(name("type"), "error")
+                .append(text)
+                .build(),
+        );
+    }
+    el.build()
+}
+
+// ------------------------------------------------------------- helpers
+
+fn domain_jid() -> Jid {
+    Jid::new(DOMAIN).unwrap()
+}
+
+/// A session as the XMPP server's admin (the test's own, not jidgate's).
+async fn admin_session(prosody: &Prosody) -> Session {
+    prosody
+        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+        .await
+        .expect("admin login")
+}
+
+/// Changes a JID's password with XEP-0133, as an XMPP admin could.
+async fn set_jid_password_behind_jidgates_back(prosody: &Prosody, jid: &BareJid, password: &str) {
+    let admin = admin_session(prosody).await;
+    let outcome = adhoc::change_user_password(&admin.handle(), jid, password)
+        .await
+        .unwrap();
+    assert_eq!(outcome, adhoc::AdminOutcome::Done);
+    admin.close().await;
+}
+
+/// base64 of `\0localpart\0password`: what SASL PLAIN would send.
+fn plain_blob(jid: &str, password: &str) -> String {
+    use base64::Engine;
+    let local = jid.split('@').next().unwrap();
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{local}\0{password}"))
+}
+
+fn token_fields(body: &Value) -> Vec<String> {
+    ["access_token", "refresh_token"]
+        .iter()
+        .filter_map(|k| body[*k].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A logged-in account of the process.
+struct ProcUser {
+    name: String,
+    jid: String,
+    jid_pwd: String,
+    token: String,
+    refresh: String,
+    is_device: bool,
+}
+
+impl ProcUser {
+    fn bare(&self) -> BareJid {
+        BareJid::new(&self.jid).unwrap()
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        vec![
+            self.jid_pwd.clone(),
+            self.token.clone(),
+            self.refresh.clone(),
+        ]
+    }
+
+    fn app(&self) -> &'static str {
+        if self.is_device {
+            DEVICE_APP_ID
+        } else {
+            APP_ID
+        }
+    }
+}
+
+/// Scripted calls to a [`JidgateProcess`] (GET or POST form).
+struct ScriptedProcess<'a> {
+    proc: &'a JidgateProcess,
+}
+
+impl<'a> ScriptedProcess<'a> {
+    fn new(proc: &'a JidgateProcess) -> Self {
+        ScriptedProcess { proc }
+    }
+
+    async fn call(&self, app_id: &str, path: &str, params: &[(&str, &str)], form: bool) -> Value {
+        if !form {
+            return self.proc.call(app_id, path, params).await;
+        }
+        let (pairs, key) = TestApp::sign(app_id, path, params);
+        let body: Value = self
+            .proc
+            .client
+            .post(self.proc.url(path))
+            .form(&pairs)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_signed(&body, &key);
+        body
+    }
+
+    /// A captcha: (id, answer read from the process's database).
+    async fn captcha(&self) -> (String, String) {
+        let r = self
+            .proc
+            .client
+            .get(self.proc.url("/verify_code"))
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-captcha-id"].to_str().unwrap().to_owned();
+        let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.proc.db_file.display()))
+            .await
+            .unwrap();
+        let answer: String = sqlx::query_scalar("select answer from captcha where id = ?")
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        db.close().await;
+        (id, answer)
+    }
+
+    async fn register_device(&self, serial: &str, password: &str) {
+        let body = self
+            .call(
+                DEVICE_APP_ID,
+                "/register",
+                &[
+                    ("user_name", serial),
+                    ("password", password),
+                    ("type", "2"),
+                    ("device_type", "lamp"),
+                    ("des", "Lamp"),
+                ],
+                false,
+            )
+            .await;
+        assert_eq!(body["result"], 0, "{body}");
+    }
+
+    async fn register_phone(&self, phone: &str, password: &str) {
+        let (id, answer) = self.captcha().await;
+        let body = self
+            .call(
+                APP_ID,
+                "/register",
+                &[
+                    ("user_name", phone),
+                    ("password", password),
+                    ("type", "1"),
+                    ("verify_code", &answer),
+                    ("captcha_id", &id),
+                ],
+                true,
+            )
+            .await;
+        assert_eq!(body["result"], 0, "{body}");
+    }
+
+    async fn try_login_device(&self, serial: &str, password: &str) -> Value {
+        self.call(
+            DEVICE_APP_ID,
+            "/login",
+            &[("user_name", serial), ("password", password), ("type", "2")],
+            false,
+        )
+        .await
+    }
+
+    async fn login_device(&self, serial: &str, password: &str) -> ProcUser {
+        let body = self.try_login_device(serial, password).await;
+        user_of(serial, &body, true)
+    }
+
+    async fn login_phone(&self, phone: &str, password: &str) -> ProcUser {
+        let (id, answer) = self.captcha().await;
+        let body = self
+            .call(
+                APP_ID,
+                "/login",
+                &[
+                    ("user_name", phone),
+                    ("password", password),
+                    ("type", "1"),
+                    ("verify_code", &answer),
+                    ("captcha_id", &id),
+                ],
+                true,
+            )
+            .await;
+        user_of(phone, &body, false)
+    }
+
+    async fn bind_code(&self, d: &ProcUser) -> String {
+        let body = self
+            .call(
+                DEVICE_APP_ID,
+                "/get_bind_code",
+                &[("user_name", &d.name), ("access_token", &d.token)],
+                false,
+            )
+            .await;
+        assert_eq!(body["result"], 0, "{body}");
+        body["bind_code"].as_str().unwrap().to_owned()
+    }
+
+    async fn bind(&self, owner: &ProcUser, device: &str, code: &str) -> Value {
+        self.call(
+            owner.app(),
+            "/set_user_banding",
+            &[
+                ("user_name", &owner.name),
+                ("access_token", &owner.token),
+                ("user_name_ls", &serde_json::to_string(&[device]).unwrap()),
+                ("bind_code_ls", &serde_json::to_string(&[code]).unwrap()),
+            ],
+            true,
+        )
+        .await
+    }
+
+    async fn unbind(&self, who: &ProcUser, other: &str) -> Value {
+        self.call(
+            who.app(),
+            "/set_user_unbanding",
+            &[
+                ("user_name", &who.name),
+                ("access_token", &who.token),
+                ("user_name_ls", &serde_json::to_string(&[other]).unwrap()),
+            ],
+            false,
+        )
+        .await
+    }
+
+    async fn bindings(&self, who: &ProcUser) -> Value {
+        self.call(
+            who.app(),
+            "/get_user_banding",
+            &[("user_name", &who.name), ("access_token", &who.token)],
+            false,
+        )
+        .await
+    }
+
+    async fn refresh_phone(&self, p: &ProcUser) -> Value {
+        let body = self
+            .call(
+                APP_ID,
+                "/refresh_token",
+                &[("refresh_token", &p.refresh)],
+                true,
+            )
+            .await;
+        assert_eq!(body["result"], 0, "{body}");
+        body
+    }
+}
+
+fn user_of(name: &str, login: &Value, is_device: bool) -> ProcUser {
+    assert_eq!(login["result"], 0, "{login}");
+    ProcUser {
+        name: name.to_owned(),
+        jid: login["user_info"]["jid"].as_str().unwrap().to_owned(),
+        jid_pwd: login["user_info"]["jid_pwd"].as_str().unwrap().to_owned(),
+        token: login["access_token"].as_str().unwrap().to_owned(),
+        refresh: login["refresh_token"].as_str().unwrap().to_owned(),
+        is_device,
+    }
+}
