@@ -8,7 +8,7 @@ use xmpp_parsers::jid::BareJid;
 
 use crate::accounts::store::{self as accounts, Account};
 use crate::config::Config;
-use crate::crypto::{JidCipher, PasswordHasher};
+use crate::crypto::{JidCipher, PasswordPool};
 use crate::db::Db;
 use crate::error::Error;
 use crate::faults::Faults;
@@ -24,7 +24,8 @@ pub struct AppInner {
     pub config: Config,
     pub db: Db,
     pub keyring: Keyring,
-    pub hasher: PasswordHasher,
+    /// Argon2 hashing and verification, on a bounded pool of threads.
+    pub hasher: PasswordPool,
     pub jid_cipher: JidCipher,
     pub provisioner: Arc<dyn Provisioner>,
     /// For sessions as users (rosters).
@@ -63,27 +64,19 @@ impl App {
             .map_err(Error::Internal)
     }
 
-    /// Hashes a password off the async threads.
+    /// Hashes a password on the password pool (13 when it is full).
     pub async fn hash_password(&self, password: SecretString) -> Result<String, Error> {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || {
-            use secrecy::ExposeSecret;
-            hasher.hash(password.expose_secret())
-        })
-        .await
-        .map_err(Error::internal)?
-        .map_err(Error::Internal)
+        self.hasher.hash(password).await
     }
 
-    /// Checks a password off the async threads (`None`: no such account).
-    pub async fn verify_password(&self, password: SecretString, stored: Option<String>) -> bool {
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || {
-            use secrecy::ExposeSecret;
-            hasher.verify(password.expose_secret(), stored.as_deref())
-        })
-        .await
-        .unwrap_or(false)
+    /// Checks a password on the password pool (`None`: no such account,
+    /// checked against the dummy hash all the same; 13 when it is full).
+    pub async fn verify_password(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, Error> {
+        self.hasher.verify(password, stored).await
     }
 
     /// Logs in to the XMPP server as an account, with its stored password.

@@ -120,6 +120,31 @@ pub struct PasswordConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Threads hashing and verifying passwords (0: one per core).
+    pub workers: usize,
+    /// Hashes waiting for a worker beyond which requests answer 13
+    /// (0: 16 per worker).
+    pub queue: usize,
+}
+
+impl PasswordConfig {
+    /// The number of hashing threads.
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The number of hashes that may wait for a thread.
+    pub fn queue(&self) -> usize {
+        if self.queue > 0 {
+            self.queue
+        } else {
+            16 * self.workers()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +194,14 @@ pub struct RateLimitConfig {
     pub failed_login_per_account_per_minute: u32,
     pub bind_code_per_minute: u32,
     pub failed_bind_code_per_ip_per_minute: u32,
+    /// Seconds an account needs a captcha to log in after a failed login
+    /// without one named it (WeChat users).
+    pub captcha_after_failed_login: u64,
+    /// Most names in one `/get_users`.
+    pub get_users_max_names: usize,
+    pub get_users_names_per_account_per_minute: u32,
+    pub get_users_names_per_ip_per_minute: u32,
+    pub get_user_banding_per_account_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +345,27 @@ impl Config {
         }
         if self.tokens.max_sessions_per_account == 0 {
             return bad("tokens.max_sessions_per_account must be at least 1".into());
+        }
+        let r = &self.rate_limits;
+        if !(1..=crate::accounts::MAX_LOOKUP_NAMES).contains(&r.get_users_max_names) {
+            return bad(format!(
+                "rate_limits.get_users_max_names must be 1..={}",
+                crate::accounts::MAX_LOOKUP_NAMES
+            ));
+        }
+        if (r.get_users_names_per_account_per_minute as usize) < r.get_users_max_names
+            || (r.get_users_names_per_ip_per_minute as usize) < r.get_users_max_names
+        {
+            return bad(
+                "rate_limits.get_users_names_per_*_per_minute must be at least get_users_max_names"
+                    .into(),
+            );
+        }
+        if r.captcha_after_failed_login == 0 {
+            return bad("rate_limits.captcha_after_failed_login must be at least 1".into());
+        }
+        if self.passwords.workers > 1024 || self.passwords.queue > 1_000_000 {
+            return bad("passwords.workers must be at most 1024, passwords.queue 1000000".into());
         }
         if self.reconcile.concurrency == 0 {
             return bad("reconcile.concurrency must be at least 1".into());

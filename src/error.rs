@@ -27,6 +27,9 @@ pub mod code {
     pub const NONCE_REUSED: i64 = 11;
     /// jidgate: unknown `app_id`, or an app not allowed this call.
     pub const UNKNOWN_APP: i64 = 12;
+    /// jidgate: a bounded pool or queue is full (e.g. password hashing);
+    /// retry after `retry_after` seconds.
+    pub const SERVER_BUSY: i64 = 13;
 
     pub const OPER_NOT_PERMIT: i64 = 100;
     pub const OPENFIRE_NEW_JID_FAIL: i64 = 101;
@@ -46,6 +49,11 @@ pub mod code {
     pub const XMPP_ERROR: i64 = 112;
     /// jidgate: refresh token missing, wrong, used or expired.
     pub const REFRESH_TOKEN_ERROR: i64 = 113;
+    /// jidgate: this call needs a captcha now (e.g. after failed logins
+    /// naming the account).
+    pub const CAPTCHA_REQUIRED: i64 = 114;
+    /// jidgate: another change of the same account is in progress.
+    pub const CONCURRENT_CHANGE: i64 = 115;
 }
 
 /// Everything a request can fail with.
@@ -95,6 +103,12 @@ pub enum Error {
     Xmpp(String),
     #[error("refresh token invalid, used or expired")]
     RefreshToken,
+    #[error("server busy, retry later")]
+    Busy,
+    #[error("a captcha is required: send verify_code and captcha_id")]
+    CaptchaRequired,
+    #[error("another change of this account is in progress")]
+    ConcurrentChange,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -126,6 +140,9 @@ impl Error {
             Error::BindCode => BIND_CODE_ERROR,
             Error::Xmpp(_) => XMPP_ERROR,
             Error::RefreshToken => REFRESH_TOKEN_ERROR,
+            Error::Busy => SERVER_BUSY,
+            Error::CaptchaRequired => CAPTCHA_REQUIRED,
+            Error::ConcurrentChange => CONCURRENT_CHANGE,
             Error::Internal(_) => UNKNOWN_ERROR,
         }
     }
@@ -136,7 +153,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::NewJidFailed | Error::Xmpp(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NewJidFailed | Error::Xmpp(_) | Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::OK,
         }
@@ -148,6 +165,16 @@ impl Error {
             Error::Db(_) | Error::Internal(_) => self.to_string(),
             Error::Xmpp(_) => "XMPP server unavailable or refused the operation".into(),
             other => other.to_string(),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the answers that
+    /// say so (`retry_after` in the body, `Retry-After` in the header).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after } => Some(*retry_after),
+            Error::Busy => Some(1),
+            _ => None,
         }
     }
 
@@ -173,14 +200,15 @@ impl IntoResponse for Error {
         let mut body = Map::new();
         body.insert("result".into(), json!(self.code()));
         body.insert("error".into(), Value::String(self.public_message()));
-        if let Error::RateLimited { retry_after } = &self {
-            body.insert("retry_after".into(), json!(retry_after));
+        let retry_after = self.retry_after();
+        if let Some(seconds) = retry_after {
+            body.insert("retry_after".into(), json!(seconds));
         }
         let mut response = self.status().into_response();
-        if let Error::RateLimited { retry_after } = &self {
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(*retry_after),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         if matches!(
@@ -211,6 +239,32 @@ mod tests {
         assert_eq!(Error::UnknownUser.code(), 104);
         assert_eq!(Error::AlreadyBound.code(), 109);
         assert_eq!(Error::NotBound.code(), 110);
+    }
+
+    #[test]
+    fn jidgate_codes_keep_their_numbers_and_statuses() {
+        assert_eq!(Error::Busy.code(), 13);
+        assert_eq!(Error::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Error::CaptchaRequired.code(), 114);
+        assert_eq!(Error::CaptchaRequired.status(), StatusCode::OK);
+        assert_eq!(Error::ConcurrentChange.code(), 115);
+        assert_eq!(Error::ConcurrentChange.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn busy_and_rate_limited_answers_say_when_to_retry() {
+        for (e, status, wait) in [
+            (Error::Busy, 503, 1),
+            (Error::RateLimited { retry_after: 7 }, 429, 7),
+        ] {
+            let r = e.into_response();
+            assert_eq!(r.status().as_u16(), status);
+            assert_eq!(r.headers()["retry-after"], wait.to_string().as_str());
+            let body = r.extensions().get::<ApiBody>().unwrap();
+            assert_eq!(body.0["retry_after"], json!(wait));
+        }
+        let r = Error::CaptchaRequired.into_response();
+        assert!(r.headers().get("retry-after").is_none());
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub async fn build_app(
     );
     let inner = app::AppInner {
         keyring: signing::Keyring::new(&config.apps, config.signing.window),
-        hasher: crypto::PasswordHasher::new(&config.passwords)?,
+        hasher: crypto::PasswordPool::new(&config.passwords)?,
         jid_cipher: crypto::JidCipher::new(&jid_key),
         provisioner,
         xmpp: connector,

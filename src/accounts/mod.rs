@@ -22,11 +22,13 @@ use crate::config::AppKind;
 use crate::crypto::random_token;
 use crate::error::Error;
 use crate::http::{ClientIp, Reply, Signed};
+use crate::ratelimit::address_key;
 use crate::xmpp::adhoc::AdminOutcome;
 use domain::{Des, DeviceType, Password, UserName, UserType, new_localpart};
 use store::{Account, NewAccount};
 
-/// Most names in one `/get_users`.
+/// Most names in one look-up: a token-service `get_users`, and the most
+/// `rate_limits.get_users_max_names` may allow `/get_users`.
 pub const MAX_LOOKUP_NAMES: usize = 100;
 
 pub fn router() -> Router<App> {
@@ -191,9 +193,27 @@ pub async fn undo_creation(app: &App, id: i64, jid: &xmpp_parsers::jid::BareJid)
     }
 }
 
-/// The credential check shared by login, cancel and password change:
-/// type, user name, password, and for phones a captcha. Failures count
-/// towards the failed-login limits.
+/// The credential check shared by login, cancel and password change.
+///
+/// What a failure costs, so that no concurrency overspends a budget and no
+/// stranger can lock an owner out:
+/// - every attempt takes a share of its client address's budget
+///   (`failed_login_per_ip_per_minute`) before it runs, and gets it back if
+///   it succeeds (or if nothing was checked); when it is spent: 9;
+/// - phones always solve a captcha; a wrong or missing one (5) costs the
+///   account nothing;
+/// - WeChat users may log in without a captcha while their name's
+///   captcha-free budget lasts (one failure per
+///   `captcha_after_failed_login`, or until the owner logs in); when it is
+///   spent: 114, solve a captcha.
+///   A captcha-free failure answers 114 whatever went wrong (unknown name,
+///   another type's name, wrong password), so it tells nobody which names
+///   exist; with a captcha the answer is precise (102, 104);
+/// - devices (which cannot solve captchas, and whose requests only the
+///   holder of the device's own key can sign) have a per-device budget of
+///   wrong passwords (`failed_login_per_account_per_minute`): 9 beyond it;
+/// - a name with no account of this type is answered 104 like an unknown
+///   one, after the same Argon2 work (against a dummy hash).
 async fn check_credentials(
     app: &App,
     signed: &Signed,
@@ -205,35 +225,83 @@ async fn check_credentials(
     let name = UserName::parse(ty, p.required("user_name")?)?;
     let password = Password::parse(p.required("password")?)?;
     require_kind(ty, signed.kind)?;
-    app.limits.login_ip.check(&ip)?;
-    let account_key = name.as_str().to_owned();
-    app.limits.login_account.check(&account_key)?;
-    let failed = |e: Error| {
-        app.limits.login_ip.fail(&ip);
-        app.limits.login_account.fail(&account_key);
-        e
+    let limits = &app.limits;
+    let ip_share = limits.login_ip.reserve(&address_key(ip), 1)?;
+    let key = name.as_str().to_owned();
+    let captcha_given = p.optional("verify_code").is_some() || p.optional("captcha_id").is_some();
+    // The per-account share this attempt risks, if any.
+    let account_share = match ty {
+        UserType::Phone => None,
+        UserType::Wechat if captcha_given => None,
+        UserType::Wechat => match limits.login_captcha_free.reserve(&key, 1) {
+            Ok(share) => Some(share),
+            Err(_) => {
+                ip_share.refund();
+                return Err(Error::CaptchaRequired);
+            }
+        },
+        UserType::Device => match limits.login_device.reserve(&key, 1) {
+            Ok(share) => Some(share),
+            Err(e) => {
+                ip_share.refund();
+                return Err(e);
+            }
+        },
     };
-    if ty == UserType::Phone {
-        captcha::check(&app.db, p, cookie, crate::now())
-            .await
-            .map_err(failed)?;
+    let captcha_free = ty == UserType::Wechat && !captcha_given;
+    if ty == UserType::Phone || (ty == UserType::Wechat && captcha_given) {
+        // A wrong captcha proves nothing about the account: only the
+        // address pays.
+        captcha::check(&app.db, p, cookie, crate::now()).await?;
     }
     let account = store::by_name(&app.db, name.as_str())
         .await?
-        .filter(|a| a.state == "active")
-        .ok_or(Error::UnknownUser)
-        .map_err(failed)?;
-    let same_type = account.type_ == ty.code();
-    let password_ok = app
-        .verify_password(
-            password.secret().clone(),
-            Some(account.password_hash.clone()),
-        )
-        .await;
-    if !(same_type && password_ok) {
-        return Err(failed(Error::BadCredentials));
+        .filter(|a| a.state == "active" && a.type_ == ty.code());
+    // Known and unknown names run the same Argon2 verification.
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let password_ok = match app.verify_password(password.secret().clone(), stored).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Busy (or a pool failure): nothing was checked.
+            ip_share.refund();
+            if let Some(share) = account_share {
+                share.refund();
+            }
+            return Err(e);
+        }
+    };
+    match account {
+        Some(account) if password_ok => {
+            ip_share.refund();
+            if let Some(share) = account_share {
+                share.refund();
+            }
+            if ty == UserType::Wechat {
+                // The owner is in: earlier failures no longer call for a
+                // captcha.
+                limits.login_captcha_free.forget(&key);
+            }
+            Ok((account, ty))
+        }
+        // Without a captcha, every failure looks the same and is charged to
+        // the name, whether an account has it or not.
+        _ if captcha_free => Err(Error::CaptchaRequired),
+        None => {
+            // No device has this name: no device's budget pays.
+            if let Some(share) = account_share {
+                share.refund();
+            }
+            Err(Error::UnknownUser)
+        }
+        Some(_) => {
+            if ty == UserType::Wechat {
+                // A wrong password, even with a captcha, is a guess at this
+                // account: its next captcha-free login needs a captcha.
+                limits.login_captcha_free.charge(&key, 1);
+            }
+            Err(Error::BadCredentials)
+        }
     }
-    Ok((account, ty))
 }
 
 async fn login(
@@ -322,7 +390,14 @@ pub async fn finish_deletion(app: &App, account: &Account) {
     }
 }
 
-async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
+/// Public information of up to `rate_limits.get_users_max_names` accounts.
+/// Names looked up are counted per account (of the token) and per client
+/// address, so no token holder can walk the name space.
+async fn get_users(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    signed: Signed,
+) -> Result<Reply, Error> {
     // Services have no token of their own: they look users up over the
     // token service.
     if signed.kind == AppKind::Service {
@@ -330,10 +405,12 @@ async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Erro
     }
     let p = &signed.params;
     let token = p.required("access_token")?;
-    let names = parse_name_list(p.required("user_name_ls")?, MAX_LOOKUP_NAMES)?;
+    let max = app.config.rate_limits.get_users_max_names;
+    let names = parse_name_list(p.required("user_name_ls")?, max)?;
     // The caller uses the token: it must be its own (same app; a device
     // signs with its own key and names itself in user_name).
-    app.tokens
+    let info = app
+        .tokens
         .authorize(
             token,
             signed.caller(),
@@ -341,6 +418,16 @@ async fn get_users(State(app): State<App>, signed: Signed) -> Result<Reply, Erro
             crate::now(),
         )
         .await?;
+    let n = u32::try_from(names.len()).map_err(Error::internal)?;
+    let account_share = app.limits.get_users_account.reserve(&info.account_id, n)?;
+    match app.limits.get_users_ip.reserve(&address_key(ip), n) {
+        Ok(share) => share.keep(),
+        Err(e) => {
+            account_share.refund();
+            return Err(e);
+        }
+    }
+    account_share.keep();
     let (found, unknown) = lookup_users(&app, &names).await?;
     Ok(Reply::ok()
         .field("user_info_ls", found)
@@ -422,6 +509,11 @@ async fn change_password(
 /// password hash, applied only if the XMPP server took the new JID password).
 /// The new JID password is recorded before it is pushed, so an interrupted
 /// push is repeated by the reconciler.
+///
+/// One change per account at a time: the new JID password is recorded only
+/// if none is pending and the account is still as `account` was read (same
+/// password hash, active). Otherwise another change is running or has just
+/// happened, and this one answers 115 without changing anything.
 pub async fn rotate_jid_password(
     app: &App,
     account: &Account,
@@ -430,21 +522,24 @@ pub async fn rotate_jid_password(
     let jid = app.jid_of(account)?;
     let next = SecretString::from(random_token::<24>());
     let enc = app.jid_cipher.encrypt(jid.as_str(), &next);
-    store::set_jid_pwd_next(&app.db, account.id, Some(&enc), crate::now()).await?;
+    if !store::begin_jid_pwd_change(&app.db, account, &enc, crate::now()).await? {
+        return Err(Error::ConcurrentChange);
+    }
+    app.faults.point("password.before_push").await?;
     match app.provisioner.change_password(&jid, &next).await {
         Ok(AdminOutcome::Done) => {}
         Ok(outcome) => {
-            store::set_jid_pwd_next(&app.db, account.id, None, crate::now()).await?;
+            store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::now()).await?;
             return Err(Error::Xmpp(format!("change-user-password: {outcome:?}")));
         }
         Err(e) => {
             if e.not_sent() {
-                store::set_jid_pwd_next(&app.db, account.id, None, crate::now()).await?;
+                store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::now()).await?;
             }
             return Err(e.into());
         }
     }
-    store::commit_jid_pwd(&app.db, account.id, password_hash, crate::now()).await?;
+    store::finish_jid_pwd_change(&app.db, account.id, &enc, password_hash, crate::now()).await?;
     Ok(())
 }
 

@@ -182,6 +182,79 @@ pub async fn commit_jid_pwd(
     Ok(())
 }
 
+/// Records `next` as the JID password about to be pushed, only if no other
+/// is pending and the account is still active with the password hash it had
+/// when `account` was read. False: another change is running or has just
+/// happened.
+pub async fn begin_jid_pwd_change(
+    db: &Db,
+    account: &Account,
+    next: &[u8],
+    now: i64,
+) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "update account set jid_pwd_next = ?, updated_at = ? \
+         where id = ? and state = 'active' and jid_pwd_next is null and password_hash = ?",
+    )
+    .bind(next)
+    .bind(now)
+    .bind(account.id)
+    .bind(&account.password_hash)
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Forgets `next` (the XMPP server did not take it), if it is still the
+/// pending JID password.
+pub async fn abandon_jid_pwd_change(db: &Db, id: i64, next: &[u8], now: i64) -> Result<(), Error> {
+    sqlx::query(
+        "update account set jid_pwd_next = null, updated_at = ? where id = ? and jid_pwd_next = ?",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(next)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// `next`, pushed, becomes the current JID password (with the new account
+/// password hash, if any). If the reconciler already made it current, only
+/// the hash is set.
+pub async fn finish_jid_pwd_change(
+    db: &Db,
+    id: i64,
+    next: &[u8],
+    password_hash: Option<&str>,
+    now: i64,
+) -> Result<(), Error> {
+    let r = sqlx::query(
+        "update account set jid_pwd_enc = jid_pwd_next, jid_pwd_next = null, \
+         password_hash = coalesce(?, password_hash), updated_at = ? \
+         where id = ? and jid_pwd_next = ?",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .bind(next)
+    .execute(db)
+    .await?;
+    if r.rows_affected() == 0 {
+        sqlx::query(
+            "update account set password_hash = coalesce(?, password_hash), updated_at = ? \
+             where id = ? and jid_pwd_enc = ?",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(id)
+        .bind(next)
+        .execute(db)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Active accounts with a JID password push left half-way before `before`.
 pub async fn with_pending_jid_pwd(db: &Db, before: i64) -> Result<Vec<Account>, Error> {
     Ok(sqlx::query_as::<_, Account>(select_account!(

@@ -541,6 +541,8 @@ pub struct Drift {
 
 async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
     let me = authorized(&app, &signed).await?;
+    // Each call logs in to the XMPP server as the user.
+    app.limits.roster_read.check(&me.id)?;
     let mut sessions = Sessions::new(&app);
     let items = sessions.roster(&me).await;
     sessions.close().await;

@@ -7,6 +7,7 @@ mod bad_input;
 mod binding;
 mod example_client;
 mod faults;
+mod login_security;
 mod register;
 mod tls;
 mod token_service;
