@@ -27,6 +27,9 @@ pub mod code {
     pub const NONCE_REUSED: i64 = 11;
     /// jidgate: unknown `app_id`, or an app not allowed this call.
     pub const UNKNOWN_APP: i64 = 12;
+    /// jidgate: a bounded pool or queue is full (connection caps); retry
+    /// later.
+    pub const SERVER_BUSY: i64 = 13;
 
     pub const OPER_NOT_PERMIT: i64 = 100;
     pub const OPENFIRE_NEW_JID_FAIL: i64 = 101;
@@ -95,6 +98,8 @@ pub enum Error {
     Xmpp(String),
     #[error("refresh token invalid, used or expired")]
     RefreshToken,
+    #[error("server busy, retry later")]
+    Busy,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -126,6 +131,7 @@ impl Error {
             Error::BindCode => BIND_CODE_ERROR,
             Error::Xmpp(_) => XMPP_ERROR,
             Error::RefreshToken => REFRESH_TOKEN_ERROR,
+            Error::Busy => SERVER_BUSY,
             Error::Internal(_) => UNKNOWN_ERROR,
         }
     }
@@ -136,7 +142,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Db(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::NewJidFailed | Error::Xmpp(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NewJidFailed | Error::Xmpp(_) | Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::OK,
         }
