@@ -479,4 +479,37 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("shorter"), "{err}");
     }
+
+    #[test]
+    fn connection_limits_and_trusted_proxies_are_checked() {
+        let with =
+            |extra: &str| Config::from_toml(&format!("[secrets]\njid_key = \"{KEY}\"\n{extra}"));
+        for zero in [
+            "[http]\nheader_read_timeout = 0",
+            "[http]\nmax_connections = 0",
+            "[token_service]\nhello_timeout = 0",
+            "[token_service]\nmax_in_flight = 0",
+            "[token_service]\nmax_db_tasks = 0",
+            "[token_service]\nmax_connections = 0",
+        ] {
+            let err = with(zero).unwrap_err();
+            assert!(err.to_string().contains("at least 1"), "{zero}: {err}");
+        }
+        let err = with("[http]\nclient_ip_header = \"x-forwarded-for\"").unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
+        let err =
+            with("[http]\nclient_ip_header = \"x forwarded\"\ntrusted_proxies = [\"10.0.0.1\"]")
+                .unwrap_err();
+        assert!(err.to_string().contains("header name"), "{err}");
+        let err = with("[http]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
+        assert!(err.to_string().contains("CIDR"), "{err}");
+        let cfg = with(
+            "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
+             trusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\", \"fd00::/8\"]",
+        )
+        .unwrap();
+        assert_eq!(cfg.http.trusted_proxies.len(), 3);
+        assert!(cfg.http.trusted_proxies[1].contains("192.168.7.7".parse().unwrap()));
+        assert!(!cfg.http.trusted_proxies[0].contains("10.0.0.2".parse().unwrap()));
+    }
 }
