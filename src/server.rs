@@ -66,10 +66,16 @@ pub async fn serve_http(
         max_connections: cfg.max_connections,
     };
     listener.run(&stop).await;
+    let Listener {
+        listener: socket,
+        slots,
+        ..
+    } = listener;
+    drop(socket);
     // Every slot back: every connection has ended.
     let grace = Duration::from_secs(cfg.request_timeout.max(1) + 1);
     let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, listener.slots.acquire_many(all))
+    if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
         .is_err()
     {
