@@ -155,6 +155,17 @@ async fn an_unfinished_http2_preface_and_an_idle_connection_are_closed() {
     // Nothing sent at all.
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     assert_closed_within(&mut s, Duration::from_secs(4)).await;
+    // An HTTP/2 connection (prior knowledge) that opens no stream: a GOAWAY,
+    // then the end.
+    let mut s = TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let after = assert_closed_within(&mut s, Duration::from_secs(4)).await;
+    assert!(
+        after >= Duration::from_millis(700),
+        "closed at once: {after:?}"
+    );
     // An idle keep-alive connection after a complete request.
     let mut s = TcpStream::connect(p.addr).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -164,6 +175,62 @@ async fn an_unfinished_http2_preface_and_an_idle_connection_are_closed() {
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert_closed_within(&mut s, Duration::from_secs(4)).await;
+}
+
+#[tokio::test]
+async fn http2_connections_advertise_the_stream_limit_and_are_served() {
+    let prosody = Prosody::start().await;
+    let p = JidgateProcess::spawn_with(
+        &prosody,
+        ProcessSettings {
+            toml: "[http]\nhttp2_max_concurrent_streams = 2\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The server's first frame: SETTINGS with MAX_CONCURRENT_STREAMS (3) = 2.
+    let mut raw = TcpStream::connect(p.addr).await.unwrap();
+    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut head = [0u8; 9];
+    raw.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[3], 4, "a SETTINGS frame first");
+    let mut payload = vec![0u8; usize::from(head[1]) << 8 | usize::from(head[2])];
+    raw.read_exact(&mut payload).await.unwrap();
+    let settings: Vec<(u16, u32)> = payload
+        .chunks(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect();
+    assert!(settings.contains(&(3, 2)), "{settings:?}");
+
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let get = |mut sender: hyper::client::conn::http2::SendRequest<axum::body::Body>| async move {
+        sender.ready().await.unwrap();
+        let request = axum::http::Request::get("http://a/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        sender.send_request(request).await.map(|r| r.status())
+    };
+    // The first answer brings the server's settings (its stream limit).
+    assert_eq!(get(sender.clone()).await.unwrap(), 200);
+    // Then more requests at once than the limit: the client takes turns.
+    let answers: Vec<_> = (0..6).map(|_| tokio::spawn(get(sender.clone()))).collect();
+    for answer in answers {
+        assert_eq!(answer.await.unwrap().unwrap(), 200);
+    }
 }
 
 // ------------------------------------------------------- token service
@@ -473,7 +540,8 @@ async fn a_forged_x_forwarded_for_does_not_bypass_the_per_ip_captcha_limit() {
 
 // ------------------------------------------------------------ helpers
 
-async fn assert_closed_within(s: &mut TcpStream, limit: Duration) {
+/// Waits for the server to close `s`; returns how long that took.
+async fn assert_closed_within(s: &mut TcpStream, limit: Duration) -> Duration {
     let started = Instant::now();
     let mut buf = [0u8; 1024];
     let closed = tokio::time::timeout(limit, async {
@@ -490,6 +558,7 @@ async fn assert_closed_within(s: &mut TcpStream, limit: Duration) {
         "the connection was still open after {:?}",
         started.elapsed()
     );
+    started.elapsed()
 }
 
 /// Whether the server closed `s` (a read that does not wait).
