@@ -161,6 +161,7 @@ impl Listener {
                     }
                 },
             };
+            tracing::trace!(%peer, "HTTP connection accepted");
             tokio::spawn(Handler::new(self.shared.clone(), peer, slot).run(socket));
         }
     }

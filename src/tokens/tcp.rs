@@ -131,6 +131,7 @@ pub async fn serve(
                 continue;
             }
         };
+        tracing::trace!(%peer, "token service connection accepted");
         let hello_by = Instant::now() + limits.hello_timeout;
         let slot = match limits.connections.clone().try_acquire_owned() {
             Ok(slot) => {
