@@ -39,6 +39,47 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub request_timeout: u64,
     pub client_ip_header: String,
+    /// Proxies whose `client_ip_header` is believed (addresses or CIDRs).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Seconds a connection has to deliver a request's headers (from its
+    /// start, or from the previous answer on a kept-alive connection).
+    pub header_read_timeout: u64,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout: u64,
+    /// Most HTTP connections served at once; more wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
+    /// HTTP/2: most streams (requests) open at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: seconds between keep-alive pings (0: none); a ping not
+    /// answered within `header_read_timeout` closes the connection.
+    pub http2_keep_alive_interval: u64,
+}
+
+/// An address range (`10.0.0.0/8`, `fd00::/8`) or one address (`10.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Cidr, String> {
+        let text = text.trim();
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Ok(Cidr(net.trunc()));
+        }
+        text.parse::<std::net::IpAddr>()
+            .map(|ip| Cidr(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.contains(&ip)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +210,14 @@ pub struct TokenServiceConfig {
     pub threads: usize,
     pub idle_timeout: u64,
     pub max_line_bytes: usize,
+    /// Seconds from accept (TLS handshake included) to a good hello.
+    pub hello_timeout: u64,
+    /// Most connections open at once, over all threads.
+    pub max_connections: usize,
+    /// Most requests of one connection waiting for the database.
+    pub max_in_flight: usize,
+    /// Most database look-ups in progress, over all connections.
+    pub max_db_tasks: usize,
 }
 
 /// Proof required to bind a device.
@@ -286,6 +335,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_connections()?;
         if self.xmpp.security == XmppSecurity::Plaintext {
             let loopback = self
                 .xmpp
@@ -382,6 +432,50 @@ impl Config {
         Ok(())
     }
 
+    /// Timeouts and caps of the listeners; trusted proxies.
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        let (h, t) = (&self.http, &self.token_service);
+        for (name, value) in [
+            ("http.header_read_timeout", h.header_read_timeout),
+            ("http.tls_handshake_timeout", h.tls_handshake_timeout),
+            ("http.max_connections", h.max_connections as u64),
+            (
+                "http.http2_max_concurrent_streams",
+                h.http2_max_concurrent_streams as u64,
+            ),
+            ("token_service.idle_timeout", t.idle_timeout),
+            ("token_service.hello_timeout", t.hello_timeout),
+            ("token_service.max_connections", t.max_connections as u64),
+            ("token_service.max_in_flight", t.max_in_flight as u64),
+            ("token_service.max_db_tasks", t.max_db_tasks as u64),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        // Semaphores count permits in u32 (and tokio caps them lower).
+        if h.max_connections > 1 << 20 || t.max_connections > 1 << 20 || t.max_db_tasks > 1 << 20 {
+            return bad("connection and task caps must be at most 1048576".into());
+        }
+        if !h.client_ip_header.is_empty() {
+            if axum::http::HeaderName::from_bytes(h.client_ip_header.as_bytes()).is_err() {
+                return bad(format!(
+                    "http.client_ip_header = {:?} is not a header name",
+                    h.client_ip_header
+                ));
+            }
+            if h.trusted_proxies.is_empty() {
+                return bad(
+                    "http.client_ip_header needs http.trusted_proxies: the addresses of the \
+                     reverse proxies allowed to set it (e.g. [\"127.0.0.1\"])"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The 32-byte JID password key.
     pub fn jid_key(&self) -> Result<[u8; 32], ConfigError> {
         let text = self.secrets.jid_key.expose_secret();
@@ -450,5 +544,38 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.to_string().contains("shorter"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_and_trusted_proxies_are_checked() {
+        let with =
+            |extra: &str| Config::from_toml(&format!("[secrets]\njid_key = \"{KEY}\"\n{extra}"));
+        for zero in [
+            "[http]\nheader_read_timeout = 0",
+            "[http]\nmax_connections = 0",
+            "[token_service]\nhello_timeout = 0",
+            "[token_service]\nmax_in_flight = 0",
+            "[token_service]\nmax_db_tasks = 0",
+            "[token_service]\nmax_connections = 0",
+        ] {
+            let err = with(zero).unwrap_err();
+            assert!(err.to_string().contains("at least 1"), "{zero}: {err}");
+        }
+        let err = with("[http]\nclient_ip_header = \"x-forwarded-for\"").unwrap_err();
+        assert!(err.to_string().contains("trusted_proxies"), "{err}");
+        let err =
+            with("[http]\nclient_ip_header = \"x forwarded\"\ntrusted_proxies = [\"10.0.0.1\"]")
+                .unwrap_err();
+        assert!(err.to_string().contains("header name"), "{err}");
+        let err = with("[http]\ntrusted_proxies = [\"10.0.0.0/40\"]").unwrap_err();
+        assert!(err.to_string().contains("CIDR"), "{err}");
+        let cfg = with(
+            "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
+             trusted_proxies = [\"10.0.0.1\", \"192.168.0.0/16\", \"fd00::/8\"]",
+        )
+        .unwrap();
+        assert_eq!(cfg.http.trusted_proxies.len(), 3);
+        assert!(cfg.http.trusted_proxies[1].contains("192.168.7.7".parse().unwrap()));
+        assert!(!cfg.http.trusted_proxies[0].contains("10.0.0.2".parse().unwrap()));
     }
 }

@@ -22,6 +22,7 @@ pub mod http;
 pub mod provisioner;
 pub mod ratelimit;
 pub mod reconcile;
+pub mod server;
 pub mod signing;
 pub mod tokens;
 pub mod xmpp;
@@ -247,38 +248,16 @@ impl Service {
         }
         let addr = http.local_addr()?;
         tracing::info!(%addr, tls = tls.is_some(), "register API listening");
-        let routes = router(app).into_make_service_with_connect_info::<SocketAddr>();
+        let http_config = app.config.http.clone();
+        let routes = router(app);
         let stopper = stop.clone();
         tokio::spawn(async move {
             shutdown.await;
             stopper.cancel();
         });
-        let result = match tls {
-            None => {
-                let stop = stop.clone();
-                axum::serve(http, routes)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                let stop2 = stop.clone();
-                tokio::spawn(async move {
-                    stop2.cancelled().await;
-                    h.graceful_shutdown(Some(Duration::from_secs(5)));
-                });
-                let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-                axum_server::from_tcp_rustls(http.into_std()?, config)?
-                    .handle(handle)
-                    .serve(routes)
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
-        };
+        server::serve_http(routes, http, tls, &http_config, stop.clone()).await;
         stop.cancel();
-        result
+        Ok(())
     }
 }
 

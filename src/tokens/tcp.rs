@@ -9,10 +9,21 @@
 //! A connection first sends a signed `hello` (an app of kind `service`,
 //! signed like an HTTP request: every member but `param_sign`, canonical
 //! form, `ts` and `nonce` rules). Then: `verify_access_token`, `get_users`,
-//! `ping`. Bad lines get an error reply and the connection stays usable; a
-//! connection silent for `token_service.idle_timeout` is closed.
+//! `ping`. Bad lines get an error reply and the connection stays usable.
+//!
+//! Limits, so that connections that authenticate nothing cannot hold the
+//! service: a connection must complete a good hello within
+//! `token_service.hello_timeout` of being accepted (TLS handshake included);
+//! one that completes no request line for `token_service.idle_timeout` is
+//! closed (bytes without a newline do not count); at most
+//! `token_service.max_connections` are open over all threads (one more gets
+//! a code 13 line and is closed); a connection has at most
+//! `token_service.max_in_flight` requests waiting for the database, and the
+//! service at most `token_service.max_db_tasks` look-ups in progress: at
+//! either cap the connection handles and reads nothing more until one ends.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -23,7 +34,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -34,24 +46,68 @@ use crate::error::Error;
 use crate::http::Params;
 use crate::signing::record_nonce;
 
+/// Connections over the cap that may be told "busy" at once (the rest are
+/// just closed).
+const MAX_REFUSALS: usize = 64;
+
+/// The limits every connection of the token service shares, over all its
+/// threads.
+struct Limits {
+    /// One permit per open connection (`token_service.max_connections`).
+    connections: Arc<Semaphore>,
+    /// One permit per database look-up in progress
+    /// (`token_service.max_db_tasks`).
+    db_tasks: Semaphore,
+    /// Connections over the cap being told "busy".
+    refusals: Arc<Semaphore>,
+    hello_timeout: Duration,
+    idle_timeout: Duration,
+    max_in_flight: usize,
+    max_line: usize,
+}
+
+/// An accepted connection, as handed to its thread.
+struct Accepted {
+    socket: std::net::TcpStream,
+    peer: SocketAddr,
+    /// Its place under the connection cap, or (over the cap) a refusal
+    /// permit: it is to be told "busy".
+    slot: Result<OwnedSemaphorePermit, OwnedSemaphorePermit>,
+    /// When its hello is due.
+    hello_by: Instant,
+}
+
 /// Accepts connections until `stop` is cancelled, and hands them to
 /// `token_service.threads` dedicated threads, each running a single-threaded
 /// runtime: a connection lives on one thread, so its hot path has no
 /// cross-thread wake-ups (the shape of Redis's event loop).
+///
+/// Connections past `token_service.max_connections` get one line with code
+/// 13 (server busy) and are closed.
 pub async fn serve(
     app: App,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
-    let threads = app.config.token_service.threads.max(1);
+    let cfg = &app.config.token_service;
+    let limits = Arc::new(Limits {
+        connections: Arc::new(Semaphore::new(cfg.max_connections)),
+        db_tasks: Semaphore::new(cfg.max_db_tasks),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+        hello_timeout: Duration::from_secs(cfg.hello_timeout.max(1)),
+        idle_timeout: Duration::from_secs(cfg.idle_timeout.max(1)),
+        max_in_flight: cfg.max_in_flight.max(1),
+        max_line: cfg.max_line_bytes.max(64),
+    });
+    let threads = cfg.threads.max(1);
     let mut workers = Vec::with_capacity(threads);
     for i in 0..threads {
-        let (tx, rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
-        let (app, tls, stop) = (app.clone(), tls.clone(), stop.clone());
+        let (tx, rx) = mpsc::unbounded_channel::<Accepted>();
+        let (app, tls, stop, limits) = (app.clone(), tls.clone(), stop.clone(), limits.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("jidgate-tokens-{i}"))
-            .spawn(move || worker(app, tls, stop, rx));
+            .spawn(move || worker(app, limits, tls, stop, rx));
         match spawned {
             Ok(_) => workers.push(tx),
             Err(e) => tracing::error!(error = %e, "cannot start a token service thread"),
@@ -61,6 +117,7 @@ pub async fn serve(
         return;
     }
     let mut next = 0;
+    let mut at_cap = false;
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -74,10 +131,42 @@ pub async fn serve(
                 continue;
             }
         };
+        tracing::trace!(%peer, "token service connection accepted");
+        let hello_by = Instant::now() + limits.hello_timeout;
+        let slot = match limits.connections.clone().try_acquire_owned() {
+            Ok(slot) => {
+                at_cap = false;
+                Ok(slot)
+            }
+            Err(_) => {
+                if !at_cap {
+                    tracing::warn!(
+                        max_connections = cfg.max_connections,
+                        "token service connection cap reached; refusing connections"
+                    );
+                    at_cap = true;
+                }
+                match limits.refusals.clone().try_acquire_owned() {
+                    Ok(refusal) => Err(refusal),
+                    Err(_) => {
+                        // Too many refusals at once: a line only if it fits now.
+                        if tls.is_none() {
+                            let _ = socket.try_write(&busy_line());
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         let _ = socket.set_nodelay(true);
         match socket.into_std() {
-            Ok(std) => {
-                let _ = workers[next % workers.len()].send((std, peer));
+            Ok(socket) => {
+                let _ = workers[next % workers.len()].send(Accepted {
+                    socket,
+                    peer,
+                    slot,
+                    hello_by,
+                });
                 next = next.wrapping_add(1);
             }
             Err(e) => tracing::warn!(error = %e, "token service hand-off failed"),
@@ -88,9 +177,10 @@ pub async fn serve(
 /// One token service thread.
 fn worker(
     app: App,
+    limits: Arc<Limits>,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
-    mut sockets: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    mut sockets: mpsc::UnboundedReceiver<Accepted>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,44 +194,55 @@ fn worker(
     };
     runtime.block_on(async move {
         loop {
-            let (std, peer) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = stop.cancelled() => return,
                 s = sockets.recv() => match s {
                     Some(s) => s,
                     None => return,
                 },
             };
-            let socket = match TcpStream::from_std(std) {
+            let socket = match TcpStream::from_std(accepted.socket) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "token service socket unusable");
                     continue;
                 }
             };
-            tokio::spawn(connection(
-                app.clone(),
-                socket,
+            let Accepted {
                 peer,
-                tls.clone(),
-                stop.clone(),
-            ));
+                slot,
+                hello_by,
+                ..
+            } = accepted;
+            match slot {
+                Ok(slot) => tokio::spawn(connection(
+                    Connection::new(app.clone(), limits.clone(), slot),
+                    socket,
+                    peer,
+                    hello_by,
+                    tls.clone(),
+                    stop.clone(),
+                )),
+                Err(refusal) => tokio::spawn(refuse(socket, tls.clone(), hello_by, refusal)),
+            };
         }
     });
 }
 
 async fn connection(
-    app: App,
+    conn: Connection,
     socket: TcpStream,
     peer: SocketAddr,
+    hello_by: Instant,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let result = match tls {
-        None => Connection::new(app).run(socket, stop).await,
+        None => conn.run(socket, hello_by, stop).await,
         Some(acceptor) => {
-            let timeout = Duration::from_secs(app.config.token_service.idle_timeout.max(1));
-            match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
-                Ok(Ok(stream)) => Connection::new(app).run(stream, stop).await,
+            // The handshake counts against the hello deadline.
+            match tokio::time::timeout_at(hello_by, acceptor.accept(socket)).await {
+                Ok(Ok(stream)) => conn.run(stream, hello_by, stop).await,
                 Ok(Err(e)) => Err(e),
                 Err(_) => Ok(()),
             }
@@ -150,6 +251,38 @@ async fn connection(
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "token service connection ended");
     }
+}
+
+/// `{"seq":null,"result":13,"error":"server busy, retry later"}` and a newline.
+fn busy_line() -> Vec<u8> {
+    let mut out = Vec::with_capacity(80);
+    error_reply(&mut out, "null", &Error::Busy);
+    out
+}
+
+/// Tells a connection over the cap that the service is busy, and closes it
+/// (after reading what the client had sent, so that it sees the line rather
+/// than a reset). At most until its hello deadline.
+async fn refuse(
+    socket: TcpStream,
+    tls: Option<TlsAcceptor>,
+    until: Instant,
+    _refusal: OwnedSemaphorePermit,
+) {
+    async fn tell<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()> {
+        s.write_all(&busy_line()).await?;
+        s.shutdown().await?;
+        let mut sink = [0u8; 512];
+        while s.read(&mut sink).await? > 0 {}
+        Ok(())
+    }
+    let _ = tokio::time::timeout_at(until, async {
+        match tls {
+            None => tell(socket).await,
+            Some(acceptor) => tell(acceptor.accept(socket).await?).await,
+        }
+    })
+    .await;
 }
 
 /// The members of a request line that commands read.
@@ -165,14 +298,53 @@ struct Line<'a> {
     user_name_ls: Option<&'a RawValue>,
 }
 
+/// One connection of the token service (the handler): its hello, its
+/// idle timer and its requests in flight.
 struct Connection {
     app: App,
+    limits: Arc<Limits>,
+    _slot: OwnedSemaphorePermit,
     /// The app that said hello.
     peer_app: Option<String>,
     replies_tx: mpsc::UnboundedSender<Vec<u8>>,
     replies_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Requests waiting for the database.
     in_flight: usize,
-    max_line: usize,
+    /// A database permit taken while waiting, not yet used.
+    spare_db_permit: bool,
+    /// Complete lines wait in the input: a cap was reached.
+    paused: bool,
+    /// Paused for a database permit (rather than for a reply).
+    waiting_for_db: bool,
+    /// A request line was completed since the idle timer last looked.
+    active: bool,
+    /// The rest of an over-long line is being skipped.
+    discarding: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.spare_db_permit {
+            self.limits.db_tasks.add_permits(1);
+        }
+    }
+}
+
+/// What became of a request line.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Done,
+    /// A cap is reached: the line must be handled again later.
+    Later,
+}
+
+/// Gives a database permit back when the look-up is over.
+struct DbPermit(Arc<Limits>);
+
+impl Drop for DbPermit {
+    fn drop(&mut self) {
+        self.0.db_tasks.add_permits(1);
+    }
 }
 
 /// Starts a reply: `{"seq":<seq>,"result":<code>`.
@@ -386,39 +558,46 @@ fn valid_seq(raw: &RawValue) -> bool {
 }
 
 impl Connection {
-    fn new(app: App) -> Connection {
+    fn new(app: App, limits: Arc<Limits>, slot: OwnedSemaphorePermit) -> Connection {
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
-        let max_line = app.config.token_service.max_line_bytes.max(64);
         Connection {
             app,
+            limits,
+            _slot: slot,
             peer_app: None,
             replies_tx,
             replies_rx,
             in_flight: 0,
-            max_line,
+            spare_db_permit: false,
+            paused: false,
+            waiting_for_db: false,
+            active: false,
+            discarding: false,
         }
     }
 
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         mut self,
         mut stream: S,
+        hello_by: Instant,
         stop: CancellationToken,
     ) -> std::io::Result<()> {
-        let idle = Duration::from_secs(self.app.config.token_service.idle_timeout.max(1));
+        let idle = self.limits.idle_timeout;
+        let limits = self.limits.clone();
         let mut input = BytesMut::with_capacity(64 * 1024);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let mut discarding = false;
         let mut reading = true;
         // One timer and one cancellation future for the connection's life:
         // making them anew each round costs more than the request itself.
-        let idle_timer = tokio::time::sleep(idle);
-        tokio::pin!(idle_timer);
-        let mut active = false;
+        // It looks at the hello deadline and at `active` when it fires, and
+        // is re-armed then (not for each request).
+        let timer = tokio::time::sleep_until(hello_by.min(Instant::now() + idle));
+        tokio::pin!(timer);
         let stopped = stop.cancelled();
         tokio::pin!(stopped);
         // One task owns the stream: it reads in the select, and writes what a
         // round produced after it (no split, no lock per poll).
-        while reading || self.in_flight > 0 {
+        while reading || self.in_flight > 0 || self.paused {
             tokio::select! {
                 biased;
                 reply = self.replies_rx.recv(), if self.in_flight > 0 => {
@@ -431,28 +610,44 @@ impl Connection {
                         out.extend_from_slice(&reply);
                     }
                 }
-                n = stream.read_buf(&mut input), if reading => {
+                permit = limits.db_tasks.acquire(), if self.waiting_for_db => {
+                    if let Ok(permit) = permit {
+                        permit.forget();
+                        self.spare_db_permit = true;
+                    }
+                    self.waiting_for_db = false;
+                }
+                n = stream.read_buf(&mut input), if reading && !self.paused => {
                     let n = n?;
                     if n == 0 {
                         reading = false;
-                        if !input.is_empty() && !discarding {
-                            let line = input.split();
-                            self.line(&line, &mut out, crate::now()).await;
+                        if !input.is_empty() {
+                            // The last line, unterminated.
+                            input.extend_from_slice(b"\n");
+                            self.lines(&mut input, &mut out).await;
                         }
                     } else {
-                        active = true;
-                        self.lines(&mut input, &mut out, &mut discarding).await;
+                        self.lines(&mut input, &mut out).await;
                     }
                 }
-                _ = &mut idle_timer, if reading => {
-                    // Re-armed lazily: only a full quiet period closes.
-                    if !std::mem::take(&mut active) {
+                _ = &mut timer, if reading => {
+                    let now = Instant::now();
+                    let active = std::mem::take(&mut self.active);
+                    if self.peer_app.is_none() && now >= hello_by {
+                        tracing::debug!("token service connection without hello in time; closing");
+                        break;
+                    }
+                    if !active && self.in_flight == 0 && !self.paused {
                         tracing::debug!("token service connection idle; closing");
                         break;
                     }
-                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                    let next = now + idle;
+                    timer.as_mut().reset(if self.peer_app.is_none() { next.min(hello_by) } else { next });
                 }
                 _ = &mut stopped => break,
+            }
+            if self.paused && !self.waiting_for_db && self.in_flight < self.limits.max_in_flight {
+                self.lines(&mut input, &mut out).await;
             }
             if !out.is_empty() {
                 stream.write_all(&out).await?;
@@ -466,27 +661,32 @@ impl Connection {
         Ok(())
     }
 
-    /// Handles every complete line in `input`, leaving a partial one.
-    async fn lines(&mut self, input: &mut BytesMut, out: &mut Vec<u8>, discarding: &mut bool) {
+    /// Handles the complete lines in `input`, leaving a partial one, or
+    /// stopping (`paused`) at a line that must wait for a cap.
+    async fn lines(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) {
         let now = crate::now();
+        let max_line = self.limits.max_line;
         let mut start = 0;
+        self.paused = false;
         while let Some(i) = memchr::memchr(b'\n', &input[start..]) {
             let end = start + i;
-            if *discarding {
-                *discarding = false;
-            } else if i > self.max_line {
+            if self.discarding {
+                self.discarding = false;
+            } else if i > max_line {
+                self.active = true;
                 self.too_long(out);
-            } else {
-                self.line(&input[start..end], out, now).await;
+            } else if self.line(&input[start..end], out, now).await == Step::Later {
+                self.paused = true;
+                break;
             }
             start = end + 1;
         }
         input.advance(start);
-        if input.len() > self.max_line {
-            if !*discarding {
+        if !self.paused && input.len() > max_line {
+            if !self.discarding {
                 self.too_long(out);
             }
-            *discarding = true;
+            self.discarding = true;
             input.clear();
         }
     }
@@ -495,15 +695,16 @@ impl Connection {
         error_reply(
             out,
             "null",
-            &Error::Params(format!("line longer than {} bytes", self.max_line)),
+            &Error::Params(format!("line longer than {} bytes", self.limits.max_line)),
         );
     }
 
-    async fn line(&mut self, line: &[u8], out: &mut Vec<u8>, now: i64) {
+    async fn line(&mut self, line: &[u8], out: &mut Vec<u8>, now: i64) -> Step {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
-            return;
+            return Step::Done;
         }
+        self.active = true;
         // The hot path: a verification, answered from memory.
         if self.peer_app.is_some()
             && let Some(flat) = scan_flat(line)
@@ -515,29 +716,35 @@ impl Connection {
         let parsed: Line<'_> = match serde_json::from_slice(line) {
             Ok(p) => p,
             Err(_) => {
-                return error_reply(out, "null", &Error::Params("not a JSON object".into()));
+                error_reply(out, "null", &Error::Params("not a JSON object".into()));
+                return Step::Done;
             }
         };
         let seq = match parsed.seq {
             None => "null",
             Some(raw) if valid_seq(raw) => raw.get(),
             Some(_) => {
-                return error_reply(
+                error_reply(
                     out,
                     "null",
                     &Error::Params("seq must be a number or a short string".into()),
                 );
+                return Step::Done;
             }
         };
         // A member given twice anywhere in the line is refused, as in HTTP
         // bodies (the typed parse above only sees the members it reads).
         if let Err(e) = crate::http::strict_json(line) {
-            return error_reply(out, seq, &e);
+            {
+                error_reply(out, seq, &e);
+                return Step::Done;
+            }
         }
         let cmd = parsed.cmd.as_deref().unwrap_or("");
         if self.peer_app.is_none() {
             if cmd != "hello" {
-                return error_reply(out, seq, &Error::NotPermitted("send a signed hello first"));
+                error_reply(out, seq, &Error::NotPermitted("send a signed hello first"));
+                return Step::Done;
             }
             match self.hello(line).await {
                 Ok(app_id) => {
@@ -549,34 +756,34 @@ impl Connection {
                 }
                 Err(e) => error_reply(out, seq, &e),
             }
-            return;
+            return Step::Done;
         }
         match cmd {
             "verify_access_token" => {
                 let Some(token) = parsed.access_token else {
-                    return error_reply(
-                        out,
-                        seq,
-                        &Error::Params("access_token is required".into()),
-                    );
+                    error_reply(out, seq, &Error::Params("access_token is required".into()));
+                    return Step::Done;
                 };
-                self.verify(seq, &token, now, out);
+                return self.verify(seq, &token, now, out);
             }
             "get_users" => {
                 let names = match parsed.user_name_ls.map(user_list) {
                     Some(Ok(names)) => names,
-                    Some(Err(e)) => return error_reply(out, seq, &e),
-                    None => {
-                        return error_reply(
-                            out,
-                            seq,
-                            &Error::Params("user_name_ls is required".into()),
-                        );
+                    Some(Err(e)) => {
+                        error_reply(out, seq, &e);
+                        return Step::Done;
                     }
+                    None => {
+                        error_reply(out, seq, &Error::Params("user_name_ls is required".into()));
+                        return Step::Done;
+                    }
+                };
+                let Some(permit) = self.db_permit() else {
+                    return Step::Later;
                 };
                 let app = self.app.clone();
                 let seq = seq.to_owned();
-                self.spawn(async move {
+                self.spawn(permit, async move {
                     let mut reply = Vec::with_capacity(256);
                     match lookup_users(&app, &names).await {
                         Ok((found, unknown)) => {
@@ -606,21 +813,25 @@ impl Connection {
                 )),
             ),
         }
+        Step::Done
     }
 
     /// Answers a verification from memory, or asks the database in a task
     /// of its own (its reply may overtake or be overtaken by others).
-    fn verify(&mut self, seq: &str, token: &str, now: i64, out: &mut Vec<u8>) {
+    fn verify(&mut self, seq: &str, token: &str, now: i64, out: &mut Vec<u8>) -> Step {
         let tokens = &self.app.tokens;
         if tokens
             .with_cached(token, now, |answer| verify_reply(out, seq, answer))
             .is_some()
         {
-            return;
+            return Step::Done;
         }
+        let Some(permit) = self.db_permit() else {
+            return Step::Later;
+        };
         let app = self.app.clone();
         let (seq, token) = (seq.to_owned(), token.to_owned());
-        self.spawn(async move {
+        self.spawn(permit, async move {
             let mut reply = Vec::with_capacity(160);
             match app.tokens.lookup(&token, now).await {
                 Ok(info) => {
@@ -631,13 +842,41 @@ impl Connection {
             }
             reply
         });
+        Step::Done
     }
 
-    fn spawn(&mut self, work: impl std::future::Future<Output = Vec<u8>> + Send + 'static) {
+    /// A database permit for one more request in flight, or `None` when
+    /// this connection's cap or the service's is reached (then the
+    /// connection waits: for a reply, or for a permit).
+    fn db_permit(&mut self) -> Option<DbPermit> {
+        if self.in_flight >= self.limits.max_in_flight {
+            return None;
+        }
+        if !std::mem::take(&mut self.spare_db_permit) {
+            match self.limits.db_tasks.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(_) => {
+                    self.waiting_for_db = true;
+                    return None;
+                }
+            }
+        }
+        Some(DbPermit(self.limits.clone()))
+    }
+
+    fn spawn(
+        &mut self,
+        permit: DbPermit,
+        work: impl std::future::Future<Output = Vec<u8>> + Send + 'static,
+    ) {
         self.in_flight += 1;
         let tx = self.replies_tx.clone();
         tokio::spawn(async move {
-            let _ = tx.send(work.await);
+            let reply = work.await;
+            // The permit goes back before the reply, so the connection that
+            // reads it can take the permit again at once.
+            drop(permit);
+            let _ = tx.send(reply);
         });
     }
 

@@ -5,6 +5,7 @@ mod process;
 
 mod bad_input;
 mod binding;
+mod connections;
 mod example_client;
 mod faults;
 mod login_security;
