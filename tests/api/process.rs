@@ -61,8 +61,13 @@ impl JidgateProcess {
             "[http]\nlisten = \"127.0.0.1:{http_port}\"\n\
              [token_service]\nlisten = \"127.0.0.1:{token_port}\"\n"
         );
+        // The binary always runs its reconciler (every second with the test
+        // defaults): without a grace period it would sweep the `creating`
+        // row of a registration in flight and delete its new JID. Tests that
+        // want the reconciler sooner set their own grace.
+        let grace = "[reconcile]\ngrace = 30\n";
         // One file: the layers merged table by table (later wins).
-        let merged = merge_toml(&[&base_toml(server, &db_file), &ports, &settings.toml]);
+        let merged = merge_toml(&[&base_toml(server, &db_file), grace, &ports, &settings.toml]);
         let config_file = dir.path().join("jidgate.toml");
         std::fs::write(&config_file, merged).unwrap();
         let log_file = dir.path().join("jidgate.log");
