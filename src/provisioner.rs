@@ -5,6 +5,20 @@
 //! supervisor task logs in, notices when the session dies, and logs in again
 //! with backoff. While it is down, calls fail at once (the register API
 //! answers 101/112) instead of queueing.
+//!
+//! Two checks make the XEP-0133 answers trustworthy on every server:
+//! - at each admin login, the server must offer add-user, delete-user and
+//!   change-user-password to the admin (XEP-0050 command discovery);
+//!   otherwise the session is not used. `item-not-found` then means "no
+//!   such account", not "no such command" (which would make a deletion look
+//!   done while the JID stays);
+//! - after add-user reports success, jidgate logs in as the new account
+//!   with the new password and reads its roster
+//!   ([`new_account_verdict`]): some servers answer success for an account
+//!   that already exists (reported of some ejabberd versions; Debian's
+//!   ejabberd 23.01 answers `conflict` and keeps the password, as Prosody
+//!   does), which would either leave jidgate with a JID password that does
+//!   not work or silently take over someone's account.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +29,7 @@ use tokio::sync::watch;
 use xmpp_parsers::jid::BareJid;
 
 use crate::xmpp::adhoc::{self, AdminOutcome};
-use crate::xmpp::{Connector, SessionHandle, XmppError};
+use crate::xmpp::{Connector, SessionHandle, XmppError, roster};
 
 /// Account operations on the XMPP server. Every operation is idempotent in
 /// outcome: deleting a missing account reports [`AdminOutcome::NoSuchUser`].
@@ -47,6 +61,10 @@ pub trait Provisioner: Send + Sync {
 /// XEP-0133 over one admin session.
 pub struct XmppProvisioner {
     current: watch::Receiver<Option<SessionHandle>>,
+    /// For the login that checks a new account.
+    connector: Connector,
+    /// The admin session's resource; the check's is derived from it.
+    resource: String,
 }
 
 impl XmppProvisioner {
@@ -59,13 +77,18 @@ impl XmppProvisioner {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Arc<XmppProvisioner> {
         let (tx, rx) = watch::channel(None);
+        let provisioner = Arc::new(XmppProvisioner {
+            current: rx,
+            connector: connector.clone(),
+            resource: resource.clone(),
+        });
         tokio::spawn(async move {
             tokio::select! {
                 _ = supervise(connector, admin_jid, admin_password, resource, tx) => {}
                 _ = stop => {}
             }
         });
-        Arc::new(XmppProvisioner { current: rx })
+        provisioner
     }
 
     fn session(&self) -> Result<SessionHandle, XmppError> {
@@ -73,6 +96,78 @@ impl XmppProvisioner {
             Some(h) if !h.is_closed() => Ok(h.clone()),
             _ => Err(XmppError::NotConnected),
         }
+    }
+
+    /// add-user reported success: logs in as the new account with its new
+    /// password and reads its roster, which tells a made account from an
+    /// existing one ([`new_account_verdict`]).
+    pub async fn check_new_account(
+        &self,
+        jid: &BareJid,
+        password: &SecretString,
+    ) -> Result<AdminOutcome, XmppError> {
+        let resource = format!("{}-new", self.resource);
+        let contacts = match self
+            .connector
+            .login(jid, password.expose_secret(), &resource)
+            .await
+        {
+            Ok(session) => {
+                let items = roster::get(&session).await;
+                session.close().await;
+                items.map(|items| items.len())
+            }
+            Err(e) => Err(e),
+        };
+        new_account_verdict(jid, contacts)
+    }
+}
+
+/// What the login as a just-made account says about it: `contacts` is the
+/// number of roster items it found, or why the login or roster get failed.
+///
+/// - Logged in, empty roster: the account is the new one ([`Done`]).
+/// - The password refused: the server answered success but the account is
+///   not one with our password: it existed already and the server kept its
+///   password (or made nothing) ([`AlreadyExists`]; the caller leaves it
+///   alone).
+/// - Logged in, contacts in the roster: an account in use existed already
+///   and the server overwrote its password with ours. That cannot be undone
+///   from here (its old password is unknown): [`AlreadyExists`], and an
+///   error in the log for an operator. jidgate's localparts are random (80
+///   bits), so this takes a server that answers success for existing
+///   accounts *and* a collision or someone else's account of that name.
+/// - Anything else (the server went away, a timeout): an error, so the
+///   caller undoes the creation as for any failed add-user.
+///
+/// [`Done`]: AdminOutcome::Done
+/// [`AlreadyExists`]: AdminOutcome::AlreadyExists
+pub fn new_account_verdict(
+    jid: &BareJid,
+    contacts: Result<usize, XmppError>,
+) -> Result<AdminOutcome, XmppError> {
+    match contacts {
+        Ok(0) => Ok(AdminOutcome::Done),
+        Ok(n) => {
+            tracing::error!(
+                %jid,
+                contacts = n,
+                "add-user answered success for an account that already existed and has \
+                 contacts: the XMPP server overwrote its password (it answers success for \
+                 existing accounts); the account was left alone"
+            );
+            Ok(AdminOutcome::AlreadyExists)
+        }
+        Err(e) if e.is_refused_password() => {
+            tracing::error!(
+                %jid,
+                "add-user answered success, but the new password does not log in: the \
+                 account already existed (the XMPP server answers success for existing \
+                 accounts); it was left alone"
+            );
+            Ok(AdminOutcome::AlreadyExists)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -87,16 +182,42 @@ async fn supervise(
     const MAX: Duration = Duration::from_secs(5);
     let mut delay = FIRST;
     let mut was_down_logged = false;
+    let mut missing_logged = false;
     loop {
         match connector
             .login(&jid, password.expose_secret(), &resource)
             .await
         {
             Ok(session) => {
+                let handle = session.handle();
+                // item-not-found must mean "no such account", never "no
+                // such command": use the session only if the server offers
+                // every command jidgate runs.
+                let domain = BareJid::from_parts(None, jid.domain());
+                let missing = match adhoc::offered_commands(&handle, &domain).await {
+                    Ok(offered) => adhoc::command_is_missing(&offered).map(str::to_owned),
+                    Err(e) => Some(format!("command discovery failed: {e}")),
+                };
+                if let Some(missing) = missing {
+                    if !missing_logged {
+                        tracing::error!(
+                            jid = %session.jid(),
+                            missing,
+                            "the XMPP server does not offer the XEP-0133 commands jidgate needs \
+                             to its admin (ejabberd: mod_adhoc, mod_configure and the admin \
+                             ACL; Prosody: admin_adhoc and admins); retrying"
+                        );
+                        missing_logged = true;
+                    }
+                    session.close().await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX);
+                    continue;
+                }
                 tracing::info!(jid = %session.jid(), "XMPP admin session up");
                 delay = FIRST;
                 was_down_logged = false;
-                let handle = session.handle();
+                missing_logged = false;
                 tx.send_replace(Some(handle.clone()));
                 handle.closed().await;
                 tx.send_replace(None);
@@ -123,9 +244,12 @@ impl Provisioner for XmppProvisioner {
         jid: &'a BareJid,
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
-        Box::pin(
-            async move { adhoc::add_user(&self.session()?, jid, password.expose_secret()).await },
-        )
+        Box::pin(async move {
+            match adhoc::add_user(&self.session()?, jid, password.expose_secret()).await? {
+                AdminOutcome::Done => self.check_new_account(jid, password).await,
+                outcome => Ok(outcome),
+            }
+        })
     }
 
     fn delete_user<'a>(
@@ -159,5 +283,55 @@ impl Provisioner for XmppProvisioner {
             .await
             .is_ok_and(|r| r.is_ok())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+    fn jid() -> BareJid {
+        BareJid::new("d.abc@example.test").unwrap()
+    }
+
+    #[test]
+    fn a_new_account_logs_in_with_an_empty_roster() {
+        assert_eq!(
+            new_account_verdict(&jid(), Ok(0)).unwrap(),
+            AdminOutcome::Done
+        );
+    }
+
+    #[test]
+    fn an_account_whose_new_password_is_refused_existed_before() {
+        // The server answered add-user with success but kept the existing
+        // account's password (or made nothing).
+        let verdict = new_account_verdict(&jid(), Err(XmppError::NotAuthorized));
+        assert_eq!(verdict.unwrap(), AdminOutcome::AlreadyExists);
+    }
+
+    #[test]
+    fn an_account_with_contacts_existed_before() {
+        // The server overwrote an existing account's password.
+        let verdict = new_account_verdict(&jid(), Ok(3));
+        assert_eq!(verdict.unwrap(), AdminOutcome::AlreadyExists);
+    }
+
+    #[test]
+    fn a_check_that_could_not_run_is_an_error() {
+        for e in [
+            XmppError::Timeout,
+            XmppError::Closed,
+            XmppError::Auth("Aborted".into()),
+            XmppError::Stanza(Box::new(StanzaError::new(
+                ErrorType::Wait,
+                DefinedCondition::ResourceConstraint,
+                "en",
+                "",
+            ))),
+        ] {
+            assert!(new_account_verdict(&jid(), Err(e)).is_err());
+        }
     }
 }

@@ -7,12 +7,17 @@
 //! Servers differ in how they answer:
 //! - Prosody accepts the filled form in the first `execute` (one step) and
 //!   reports failure as `<note type='error'/>` in a *completed* command;
-//! - ejabberd accepts one step too and reports failure as an IQ error;
+//! - ejabberd accepts one step too and reports failure as an IQ error:
+//!   `conflict` for add-user of an existing account (ejabberd 23.01, which
+//!   keeps the existing password), and `item-not-found` ("No hook has
+//!   processed this command") for any command that failed inside, such as
+//!   delete-user or change-user-password of a missing account;
 //! - Openfire (untested here) may answer the first `execute` with the empty
 //!   form (`status='executing'`); then the form is submitted again with
 //!   `action='complete'` and the session id (two steps).
 
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
+use xmpp_parsers::disco::{DiscoItemsQuery, DiscoItemsResult};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::minidom::rxml::NcName;
@@ -20,6 +25,9 @@ use xmpp_parsers::ns;
 use xmpp_parsers::stanza_error::DefinedCondition;
 
 use super::{IqRequest, SessionHandle, XmppError};
+
+/// The XEP-0133 commands jidgate runs.
+pub const ADMIN_COMMANDS: [&str; 3] = ["add-user", "delete-user", "change-user-password"];
 
 /// XEP-0050 namespace.
 pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
@@ -44,7 +52,7 @@ impl CommandReply {
             .map(|(_, text)| text.as_str())
     }
 
-    fn parse(el: &Element) -> Result<CommandReply, XmppError> {
+    pub fn parse(el: &Element) -> Result<CommandReply, XmppError> {
         if !el.is("command", NS_COMMANDS) {
             return Err(XmppError::Protocol(format!(
                 "expected a command, got <{}/>",
@@ -180,7 +188,17 @@ pub async fn add_user(
             vec![password.to_owned()],
         ),
     ];
-    match admin_command(session, jid, "add-user", fields).await {
+    add_user_outcome(admin_command(session, jid, "add-user", fields).await)
+}
+
+/// What an add-user answer means. A success says only that the server
+/// believes it made the account: some servers answer success for an
+/// existing account, so the provisioner checks the new account itself
+/// (`crate::provisioner`).
+pub fn add_user_outcome(
+    answer: Result<CommandReply, XmppError>,
+) -> Result<AdminOutcome, XmppError> {
+    match answer {
         Ok(reply) => match reply.error_note() {
             None => Ok(AdminOutcome::Done),
             Some(text) if text.to_ascii_lowercase().contains("exist") => {
@@ -206,7 +224,17 @@ pub async fn delete_user(
         FieldType::JidMulti,
         vec![jid.to_string()],
     )];
-    match admin_command(session, jid, "delete-user", fields).await {
+    delete_user_outcome(admin_command(session, jid, "delete-user", fields).await)
+}
+
+/// What a delete-user answer means. `item-not-found` is "no such account"
+/// only because the admin session checked at login that the server offers
+/// delete-user (`command_is_missing`): the same error also means "no such
+/// command".
+pub fn delete_user_outcome(
+    answer: Result<CommandReply, XmppError>,
+) -> Result<AdminOutcome, XmppError> {
+    match answer {
         Ok(reply) => {
             if let Some(text) = reply.error_note() {
                 return Err(XmppError::Protocol(format!("delete-user refused: {text}")));
@@ -243,7 +271,15 @@ pub async fn change_user_password(
             vec![password.to_owned()],
         ),
     ];
-    match admin_command(session, jid, "change-user-password", fields).await {
+    change_password_outcome(admin_command(session, jid, "change-user-password", fields).await)
+}
+
+/// What a change-user-password answer means (`item-not-found`: see
+/// [`delete_user_outcome`]).
+pub fn change_password_outcome(
+    answer: Result<CommandReply, XmppError>,
+) -> Result<AdminOutcome, XmppError> {
+    match answer {
         Ok(reply) => match reply.error_note() {
             None => Ok(AdminOutcome::Done),
             Some(text) if text.to_ascii_lowercase().contains("not exist") => {
@@ -260,12 +296,42 @@ pub async fn change_user_password(
     }
 }
 
+/// The XEP-0050 commands the server offers to this session at `domain`
+/// (disco#items of the commands node, XEP-0050 §2.2), as node names.
+pub async fn offered_commands(
+    session: &SessionHandle,
+    domain: &BareJid,
+) -> Result<Vec<String>, XmppError> {
+    let query = DiscoItemsQuery {
+        node: Some(NS_COMMANDS.to_owned()),
+        rsm: None,
+    };
+    let reply = session
+        .iq(
+            Some(Jid::from(domain.clone())),
+            IqRequest::Get(query.into()),
+        )
+        .await?
+        .ok_or_else(|| XmppError::Protocol("empty disco#items result".into()))?;
+    let items = DiscoItemsResult::try_from(reply)
+        .map_err(|e| XmppError::Protocol(format!("bad disco#items result: {e}")))?;
+    Ok(items.items.into_iter().filter_map(|i| i.node).collect())
+}
+
+/// The first of [`ADMIN_COMMANDS`] missing from `offered` (node names).
+pub fn command_is_missing(offered: &[String]) -> Option<&'static str> {
+    ADMIN_COMMANDS
+        .into_iter()
+        .find(|c| !offered.iter().any(|n| *n == format!("{NS_ADMIN}#{c}")))
+}
+
 /// The data-forms namespace, for tests that inspect built commands.
 pub const NS_DATA_FORMS: &str = ns::DATA_FORMS;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xmpp_parsers::stanza_error::{ErrorType, StanzaError};
 
     #[test]
     fn command_element_carries_node_action_and_form() {
@@ -295,6 +361,140 @@ mod tests {
         let reply = CommandReply::parse(&el).unwrap();
         assert_eq!(reply.status, "completed");
         assert_eq!(reply.error_note(), Some("Account already exists"));
+    }
+
+    fn command(xml: &str) -> Result<CommandReply, XmppError> {
+        CommandReply::parse(&xml.parse::<Element>().unwrap())
+    }
+
+    fn iq_error(condition: DefinedCondition, text: &str) -> Result<CommandReply, XmppError> {
+        Err(XmppError::Stanza(Box::new(StanzaError::new(
+            ErrorType::Cancel,
+            condition,
+            "en",
+            text,
+        ))))
+    }
+
+    const COMPLETED: &str = "<command xmlns='http://jabber.org/protocol/commands' \
+        node='http://jabber.org/protocol/admin#add-user' \
+        sessionid='2026-11-25T15:37:18.693387Z' status='completed' xml:lang='en'/>";
+
+    #[test]
+    fn ejabberd_answers_are_understood() {
+        // Shapes recorded from Debian's ejabberd 23.01.
+        assert_eq!(
+            add_user_outcome(command(COMPLETED)).unwrap(),
+            AdminOutcome::Done
+        );
+        // add-user of an existing account: conflict (its password is kept).
+        assert_eq!(
+            add_user_outcome(iq_error(DefinedCondition::Conflict, "")).unwrap(),
+            AdminOutcome::AlreadyExists
+        );
+        // delete-user / change-user-password of a missing account: a
+        // failure inside the command, reported as item-not-found.
+        let missing = || {
+            iq_error(
+                DefinedCondition::ItemNotFound,
+                "No hook has processed this command",
+            )
+        };
+        assert_eq!(
+            delete_user_outcome(missing()).unwrap(),
+            AdminOutcome::NoSuchUser
+        );
+        assert_eq!(
+            change_password_outcome(missing()).unwrap(),
+            AdminOutcome::NoSuchUser
+        );
+        assert_eq!(
+            delete_user_outcome(command(COMPLETED)).unwrap(),
+            AdminOutcome::Done
+        );
+        assert_eq!(
+            change_password_outcome(command(COMPLETED)).unwrap(),
+            AdminOutcome::Done
+        );
+        // The same item-not-found from add-user (a refused form, another
+        // host, no mod_configure) is a failure, never "done".
+        assert!(add_user_outcome(missing()).is_err());
+        // Not an admin.
+        let forbidden = || {
+            iq_error(
+                DefinedCondition::Forbidden,
+                "Access denied by service policy",
+            )
+        };
+        assert!(add_user_outcome(forbidden()).is_err());
+        assert!(delete_user_outcome(forbidden()).is_err());
+        assert!(change_password_outcome(forbidden()).is_err());
+    }
+
+    #[test]
+    fn prosody_answers_are_understood() {
+        let note = |kind: &str, text: &str| {
+            command(&format!(
+                "<command xmlns='http://jabber.org/protocol/commands' node='n' \
+                 status='completed' sessionid='1'><note type='{kind}'>{text}</note></command>"
+            ))
+        };
+        assert_eq!(
+            add_user_outcome(note("info", "Account successfully created")).unwrap(),
+            AdminOutcome::Done
+        );
+        assert_eq!(
+            add_user_outcome(note("error", "Account already exists")).unwrap(),
+            AdminOutcome::AlreadyExists
+        );
+        assert!(add_user_outcome(note("error", "Invalid JID")).is_err());
+        assert_eq!(
+            delete_user_outcome(note(
+                "info",
+                "The following accounts could not be deleted:\nd.x@localhost"
+            ))
+            .unwrap(),
+            AdminOutcome::NoSuchUser
+        );
+        assert_eq!(
+            delete_user_outcome(note(
+                "info",
+                "The following accounts were successfully deleted:\nd.x@localhost"
+            ))
+            .unwrap(),
+            AdminOutcome::Done
+        );
+        assert_eq!(
+            change_password_outcome(note("error", "User does not exist")).unwrap(),
+            AdminOutcome::NoSuchUser
+        );
+        assert_eq!(
+            change_password_outcome(note("info", "Password successfully changed")).unwrap(),
+            AdminOutcome::Done
+        );
+    }
+
+    #[test]
+    fn the_admin_commands_must_all_be_offered() {
+        let offered = |names: &[&str]| -> Vec<String> {
+            names.iter().map(|n| format!("{NS_ADMIN}#{n}")).collect()
+        };
+        assert_eq!(
+            command_is_missing(&offered(&[
+                "add-user",
+                "get-user-lastlogin",
+                "change-user-password",
+                "delete-user"
+            ])),
+            None
+        );
+        assert_eq!(
+            command_is_missing(&offered(&["add-user", "change-user-password"])),
+            Some("delete-user")
+        );
+        // What ejabberd offers a user who is not an admin.
+        assert_eq!(command_is_missing(&["ping".to_owned()]), Some("add-user"));
+        assert_eq!(command_is_missing(&[]), Some("add-user"));
     }
 
     #[test]

@@ -278,14 +278,27 @@ impl Connector {
         let node = jid
             .node()
             .ok_or_else(|| XmppError::Protocol("JID without localpart".into()))?;
-        // Channel binding only where the server offers a -PLUS mechanism;
+        // Channel binding (tls-exporter) only where the server offers a -PLUS
+        // mechanism and says (XEP-0440) that it binds tls-exporter;
         // otherwise a client that announces binding support would make
-        // SCRAM refuse (Prosody 0.12 offers none and would fall back to PLAIN).
+        // SCRAM refuse (Prosody 0.12 offers no -PLUS and would fall back to
+        // PLAIN; ejabberd 23.01 offers SCRAM-SHA-1-PLUS but binds only
+        // tls-unique, which TLS 1.3 lacks, and refuses tls-exporter). Without
+        // binding the client says "n" (RFC 5802), which every server
+        // accepts; the server's certificate is verified either way.
         let plus = features
             .sasl_mechanisms
             .iter()
             .any(|m| m.ends_with("-PLUS"));
-        let binding = if plus { binding } else { ChannelBinding::None };
+        let exporter = features
+            .sasl_cb
+            .as_ref()
+            .is_some_and(|cb| cb.types.contains(&xmpp_parsers::sasl_cb::Type::TlsExporter));
+        let binding = if plus && exporter {
+            binding
+        } else {
+            ChannelBinding::None
+        };
         let creds = Credentials::default()
             .with_username(node.as_str())
             .with_password(password)

@@ -12,6 +12,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 
 use crate::helpers::*;
+use crate::servers::{AnyServer, Kind, XmppServer, on_each_server};
 
 /// A registered, logged-in account.
 pub struct User {
@@ -117,19 +118,24 @@ pub async fn bindings_of(app: &TestApp, who: &User) -> Value {
 }
 
 /// Logs in as a user's own XMPP client: roster first, then presence.
-async fn client(prosody: &Prosody, u: &User) -> Session {
-    let s = prosody.login(&u.jid, &u.jid_pwd).await.expect("XMPP login");
+async fn client(server: &impl AnyServer, u: &User) -> Session {
+    let s = server
+        .server()
+        .login(&u.jid, &u.jid_pwd)
+        .await
+        .expect("XMPP login");
     roster::get(&s).await.unwrap();
     s
 }
 
 /// The roster item `of` has for `contact`: (subscription, name, groups).
 async fn item(
-    prosody: &Prosody,
+    server: &impl AnyServer,
     of: &User,
     contact: &User,
 ) -> Option<(String, String, Vec<String>)> {
-    let s = prosody
+    let s = server
+        .server()
         .login(&of.jid, &of.jid_pwd)
         .await
         .expect("XMPP login");
@@ -166,10 +172,9 @@ fn from_bare(st: &Stanza) -> Option<BareJid> {
     Some(from.to_bare())
 }
 
-#[tokio::test]
-async fn a_bound_phone_and_device_see_each_other_and_chat_until_unbound() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn a_bound_phone_and_device_see_each_other_and_chat_until_unbound(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let p = phone(&app, "13800138000", "Alice").await;
     let d = device(&app, "SN-LAMP-1", "Kitchen lamp").await;
 
@@ -184,18 +189,18 @@ async fn a_bound_phone_and_device_see_each_other_and_chat_until_unbound() {
 
     // Both rosters, as real clients see them.
     assert_eq!(
-        item(&prosody, &p, &d).await,
+        item(&xmpp, &p, &d).await,
         Some(("both".into(), "Kitchen lamp".into(), vec!["devices".into()]))
     );
     assert_eq!(
-        item(&prosody, &d, &p).await,
+        item(&xmpp, &d, &p).await,
         Some(("both".into(), "Alice".into(), vec!["owners".into()]))
     );
 
     // The phone receives the device's presence.
-    let mut pc = client(&prosody, &p).await;
+    let mut pc = client(&xmpp, &p).await;
     pc.send(Presence::available()).await.unwrap();
-    let mut dc = client(&prosody, &d).await;
+    let mut dc = client(&xmpp, &d).await;
     dc.send(Presence::available()).await.unwrap();
     let dj = d.bare();
     next_matching(&mut pc, "the device's presence", |st| {
@@ -236,8 +241,8 @@ async fn a_bound_phone_and_device_see_each_other_and_chat_until_unbound() {
     // The device unbinds (either side may): neither roster keeps the other.
     let body = unbind(&app, &d, &[&p.name]).await;
     assert_eq!(body["result"], 0, "{body}");
-    assert_eq!(item(&prosody, &p, &d).await, None);
-    assert_eq!(item(&prosody, &d, &p).await, None);
+    assert_eq!(item(&xmpp, &p, &d).await, None);
+    assert_eq!(item(&xmpp, &d, &p).await, None);
     assert_eq!(app.count("select count(*) from binding").await, 0);
     let view = bindings_of(&app, &p).await;
     assert_eq!(view["roster_item"], json!([]));
@@ -246,10 +251,9 @@ async fn a_bound_phone_and_device_see_each_other_and_chat_until_unbound() {
     dc.close().await;
 }
 
-#[tokio::test]
-async fn cancelling_a_bound_device_removes_it_from_every_owner() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn cancelling_a_bound_device_removes_it_from_every_owner(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let p1 = phone(&app, "13800138001", "").await;
     let p2 = phone(&app, "13800138002", "").await;
     let d = device(&app, "SN-GONE-1", "").await;
@@ -257,15 +261,15 @@ async fn cancelling_a_bound_device_removes_it_from_every_owner() {
         let code = bind_code(&app, &d).await;
         let body = bind(&app, p, &[&d.name], &[&code]).await;
         assert_eq!(body["result"], 0, "{body}");
-        assert_eq!(item(&prosody, p, &d).await.unwrap().0, "both");
+        assert_eq!(item(&xmpp, p, &d).await.unwrap().0, "both");
     }
     // The nickname falls back to the user name when des is empty.
-    assert_eq!(item(&prosody, &p1, &d).await.unwrap().1, "SN-GONE-1");
+    assert_eq!(item(&xmpp, &p1, &d).await.unwrap().1, "SN-GONE-1");
 
     let body = app.cancel_device(&d.name, &d.password).await;
     assert_eq!(body["result"], 0, "{body}");
     for p in [&p1, &p2] {
-        assert_eq!(item(&prosody, p, &d).await, None);
+        assert_eq!(item(&xmpp, p, &d).await, None);
         assert_eq!(bindings_of(&app, p).await["roster_item"], json!([]));
     }
     assert_eq!(app.count("select count(*) from binding").await, 0);
@@ -460,11 +464,10 @@ async fn bind_code_direct(app: &TestApp, d: &User) -> String {
     bind_code(app, &fresh).await
 }
 
-#[tokio::test]
-async fn proof_none_binds_without_codes_like_the_seed() {
-    let prosody = Prosody::start().await;
+async fn proof_none_binds_without_codes_like_the_seed(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             toml: "[binding]\nproof = \"none\"\n".into(),
             ..Default::default()
@@ -485,7 +488,7 @@ async fn proof_none_binds_without_codes_like_the_seed() {
         )
         .await;
     assert_eq!(body["result"], 0, "{body}");
-    assert_eq!(item(&prosody, &d, &p).await.unwrap().0, "both");
+    assert_eq!(item(&xmpp, &d, &p).await.unwrap().0, "both");
     let body = app
         .call(
             APP_ID,
@@ -508,12 +511,11 @@ async fn proof_none_binds_without_codes_like_the_seed() {
     assert_eq!(body["result"], 0, "{body}");
 }
 
-#[tokio::test]
-async fn the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler() {
-    let prosody = Prosody::start().await;
-    let (faults, fired) = kill_prosody_once_at(&prosody, "bind.half_way");
+async fn the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let (faults, fired) = kill_server_once_at(&xmpp, "bind.half_way");
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             faults: Some(faults),
             ..Default::default()
@@ -532,14 +534,14 @@ async fn the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler() {
         1
     );
 
-    prosody.resume().await;
+    xmpp.resume().await;
     app.wait_ready().await;
     // Half made: the phone subscribed to the device.
-    assert!(item(&prosody, &p, &d).await.is_some());
+    assert!(item(&xmpp, &p, &d).await.is_some());
     let report = jidgate::reconcile::sweep_pending(&app.app).await.unwrap();
     assert_eq!(report.done, 1, "{report:?}");
-    assert_eq!(item(&prosody, &p, &d).await, None);
-    assert_eq!(item(&prosody, &d, &p).await, None);
+    assert_eq!(item(&xmpp, &p, &d).await, None);
+    assert_eq!(item(&xmpp, &d, &p).await, None);
     assert_eq!(app.count("select count(*) from binding").await, 0);
 
     // And binding works again with a new code.
@@ -547,10 +549,9 @@ async fn the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler() {
     assert_eq!(bind(&app, &p, &[&d.name], &[&code]).await["result"], 0);
 }
 
-#[tokio::test]
-async fn drift_is_reported_and_repaired_by_reconcile() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn drift_is_reported_and_repaired_by_reconcile(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let p = phone(&app, "13800138000", "").await;
     let d1 = device(&app, "SN-DRIFT-1", "").await;
     let d2 = device(&app, "SN-DRIFT-2", "").await;
@@ -559,9 +560,9 @@ async fn drift_is_reported_and_repaired_by_reconcile() {
 
     // Behind jidgate's back: the phone's client removes d1 and subscribes
     // to d2, which approves.
-    let pc = client(&prosody, &p).await;
+    let pc = client(&xmpp, &p).await;
     roster::remove_item(&pc, &d1.bare()).await.unwrap();
-    let dc = client(&prosody, &d2).await;
+    let dc = client(&xmpp, &d2).await;
     roster::subscribe_one_way(&pc, &p.bare(), &dc, &d2.bare())
         .await
         .unwrap();
@@ -599,9 +600,9 @@ async fn drift_is_reported_and_repaired_by_reconcile() {
     assert!(out.contains("done: 2, failed: 0"), "{out}");
     let view = bindings_of(&app, &p).await;
     assert_eq!(view["consistent"], true, "{view}");
-    assert_eq!(item(&prosody, &p, &d1).await.unwrap().0, "both");
-    assert_eq!(item(&prosody, &p, &d2).await, None);
-    assert_eq!(item(&prosody, &d2, &p).await, None);
+    assert_eq!(item(&xmpp, &p, &d1).await.unwrap().0, "both");
+    assert_eq!(item(&xmpp, &p, &d2).await, None);
+    assert_eq!(item(&xmpp, &d2, &p).await, None);
     let out = run_cli(&config, &["reconcile", "--dry-run"]).await;
     assert!(out.contains("nothing to do"), "{out}");
 }
@@ -609,7 +610,7 @@ async fn drift_is_reported_and_repaired_by_reconcile() {
 /// Writes the running app's configuration to a file for the CLI.
 fn app_config_file(app: &TestApp) -> std::path::PathBuf {
     let path = app.db_file.with_file_name("jidgate.toml");
-    std::fs::write(&path, base_toml(&app.prosody, &app.db_file)).unwrap();
+    std::fs::write(&path, base_toml(&app.xmpp, &app.db_file)).unwrap();
     path
 }
 
@@ -630,3 +631,11 @@ async fn run_cli(config: &std::path::Path, args: &[&str]) -> String {
     assert!(out.status.success(), "jidgate {args:?} failed: {text}");
     text
 }
+
+on_each_server!(
+    a_bound_phone_and_device_see_each_other_and_chat_until_unbound,
+    cancelling_a_bound_device_removes_it_from_every_owner,
+    proof_none_binds_without_codes_like_the_seed,
+    the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler,
+    drift_is_reported_and_repaired_by_reconcile,
+);

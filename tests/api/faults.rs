@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use futures::FutureExt;
 
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
 
 async fn wait_unready(app: &TestApp) {
     eventually("readyz reports the XMPP server down", || async {
@@ -16,11 +17,10 @@ async fn wait_unready(app: &TestApp) {
     .await;
 }
 
-#[tokio::test]
-async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_row() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
-    prosody.kill();
+async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_row(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
+    xmpp.kill();
     wait_unready(&app).await;
 
     let body = app
@@ -30,7 +30,7 @@ async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_ro
     assert_eq!(app.count("select count(*) from account").await, 0);
 
     // Back up: the same registration works.
-    prosody.resume().await;
+    xmpp.resume().await;
     app.wait_ready().await;
     app.register_device("SN-DOWN-1", "device-pass-1", "").await;
     assert_eq!(
@@ -40,13 +40,14 @@ async fn registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_ro
     );
 }
 
-#[tokio::test]
-async fn the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_cleans_up() {
-    let prosody = Prosody::start().await;
-    // Kill Prosody just before the add-user command is sent.
-    let (faults, fired) = kill_prosody_once_at(&prosody, "register.before_provision");
+async fn the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_cleans_up(
+    kind: Kind,
+) {
+    let xmpp = XmppServer::start(kind).await;
+    // Kill the XMPP server just before the add-user command is sent.
+    let (faults, fired) = kill_server_once_at(&xmpp, "register.before_provision");
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             faults: Some(faults),
             ..Default::default()
@@ -65,19 +66,18 @@ async fn the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_c
         0
     );
 
-    prosody.resume().await;
+    xmpp.resume().await;
     app.wait_ready().await;
     jidgate::reconcile::sweep_pending(&app.app).await.unwrap();
     assert_eq!(app.count("select count(*) from account").await, 0);
-    assert_eq!(prosody.accounts(), vec!["admin".to_owned()]);
+    assert_eq!(xmpp.accounts(), vec!["admin".to_owned()]);
 }
 
-#[tokio::test]
-async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart() {
-    let prosody = Prosody::start().await;
-    let p = prosody.clone();
-    // After the JID exists on the server: kill Prosody and stop the request
-    // as a crash would (no compensation).
+async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let p = xmpp.clone();
+    // After the JID exists on the server: kill the XMPP server and stop the
+    // request as a crash would (no compensation).
     let faults = hook(move |point| {
         let p = p.clone();
         async move {
@@ -90,7 +90,7 @@ async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart(
         .boxed()
     });
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             faults: Some(faults),
             ..Default::default()
@@ -105,17 +105,17 @@ async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart(
     assert_eq!(rows.len(), 1);
     let (_, state, local) = rows[0].clone();
     assert_eq!(state, "creating");
-    assert!(
-        prosody.has_account(&local),
-        "the JID was made before the crash"
-    );
 
-    // "Restart": a new jidgate on the same database, Prosody back up.
+    // "Restart": a new jidgate on the same database, the XMPP server back up.
     let db_file = app.db_file.clone();
     let keep = app.stop().await;
-    prosody.resume().await;
+    xmpp.resume().await;
+    assert!(
+        xmpp.has_account(&local),
+        "the JID was made before the crash"
+    );
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             db_file: Some(db_file),
             reconciler: true,
@@ -127,20 +127,19 @@ async fn a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart(
         app.count("select count(*) from account").await == 0
     })
     .await;
-    assert!(!prosody.has_account(&local));
-    assert_eq!(prosody.accounts(), vec!["admin".to_owned()]);
+    assert!(!xmpp.has_account(&local));
+    assert_eq!(xmpp.accounts(), vec!["admin".to_owned()]);
     drop(keep);
 }
 
-#[tokio::test]
-async fn cancel_while_the_xmpp_server_is_down_changes_nothing() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn cancel_while_the_xmpp_server_is_down_changes_nothing(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     app.register_device("SN-KEEP-1", "device-pass-1", "").await;
     let login = app.login_device("SN-KEEP-1", "device-pass-1").await;
     let jid = login["user_info"]["jid"].as_str().unwrap().to_owned();
     let jid_pwd = login["user_info"]["jid_pwd"].as_str().unwrap().to_owned();
-    prosody.kill();
+    xmpp.kill();
     wait_unready(&app).await;
 
     let body = app.cancel_device("SN-KEEP-1", "device-pass-1").await;
@@ -151,21 +150,17 @@ async fn cancel_while_the_xmpp_server_is_down_changes_nothing() {
         1
     );
 
-    prosody.resume().await;
+    xmpp.resume().await;
     app.wait_ready().await;
-    let s = prosody
-        .login(&jid, &jid_pwd)
-        .await
-        .expect("the JID is intact");
+    let s = xmpp.login(&jid, &jid_pwd).await.expect("the JID is intact");
     s.close().await;
     let body = app.cancel_device("SN-KEEP-1", "device-pass-1").await;
     assert_eq!(body["result"], 0, "{body}");
     assert_eq!(app.count("select count(*) from account").await, 0);
 }
 
-#[tokio::test]
-async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler() {
-    let prosody = Prosody::start().await;
+async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
     let faults = hook(|point| {
         async move {
             if point == "cancel.after_delete" {
@@ -176,7 +171,7 @@ async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler() {
         .boxed()
     });
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             faults: Some(faults),
             ..Default::default()
@@ -188,7 +183,7 @@ async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler() {
     assert_eq!(body["result"], 1, "{body}");
     let rows = app.account_rows().await;
     assert_eq!(rows[0].1, "deleting");
-    assert_eq!(prosody.accounts(), vec!["admin".to_owned()]);
+    assert_eq!(xmpp.accounts(), vec!["admin".to_owned()]);
     // Nobody can log in to an account being deleted.
     let body = app.login_device("SN-HALF-1", "device-pass-1").await;
     assert_eq!(body["result"], 104, "{body}");
@@ -197,3 +192,11 @@ async fn a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler() {
     assert_eq!(report.done, 1);
     assert_eq!(app.count("select count(*) from account").await, 0);
 }
+
+on_each_server!(
+    registration_while_the_xmpp_server_is_down_answers_101_and_leaves_no_row,
+    the_xmpp_server_dying_mid_registration_answers_101_and_the_reconciler_cleans_up,
+    a_crash_between_the_xmpp_call_and_the_commit_is_repaired_after_restart,
+    cancel_while_the_xmpp_server_is_down_changes_nothing,
+    a_crash_after_the_jid_is_deleted_is_finished_by_the_reconciler,
+);

@@ -1,5 +1,6 @@
 //! Test harness: a real Prosody started from `config/prosody.cfg.lua` on a
-//! free port with its own data directory, and jidgate started in-process on
+//! free port with its own data directory (ejabberd: `crate::ejabberd`; both
+//! behind `crate::servers::XmppServer`), and jidgate started in-process on
 //! port 0 against it with a fresh SQLite file.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -17,6 +18,8 @@ use sqlx::SqlitePool;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use xmpp_parsers::jid::BareJid;
+
+use crate::servers::{AnyServer, XmppServer, xmpp_toml_for};
 
 pub const DOMAIN: &str = "localhost";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -43,12 +46,37 @@ pub fn require_tool(tool: &str, install: &str) {
     );
 }
 
+/// A port nobody listens on, for a server to bind later: below the kernel's
+/// ephemeral range (so no port-0 listener of another test, and no outgoing
+/// connection, takes it meanwhile, or while its server is killed and
+/// resumed), and never the same twice in this test run.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::collections::HashSet;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let low = 12000;
+    let mut given = GIVEN.lock().unwrap();
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..1000 {
+        let port = if ephemeral_start > low + 1000 {
+            let span = u64::from(ephemeral_start - low);
+            low + (u64::from_le_bytes(jidgate::crypto::random_bytes::<8>()) % span) as u16
+        } else {
+            StdListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        if !given.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port");
 }
 
 /// TLS material for a Prosody that requires StartTLS: a CA and a leaf for
@@ -62,8 +90,16 @@ pub struct TestCa {
 impl TestCa {
     pub fn new() -> TestCa {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        // rcgen's default validity ends in 4096; ejabberd's certificate
+        // store cannot set its expiry timers that far and refuses the
+        // certificate.
+        let validity = |p: &mut CertificateParams| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        };
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        validity(&mut ca_params);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         ca_params
@@ -72,8 +108,9 @@ impl TestCa {
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf_params =
+        let mut leaf_params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        validity(&mut leaf_params);
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         TestCa {
             ca_pem: ca.pem(),
@@ -219,6 +256,7 @@ impl Prosody {
         names
     }
 
+    #[allow(dead_code)] // the tests that use it run on each server
     pub fn has_account(&self, localpart: &str) -> bool {
         self.accounts().iter().any(|a| a == localpart)
     }
@@ -231,19 +269,7 @@ impl Prosody {
 
     /// The `[xmpp]` and `[secrets]` tables for a jidgate using this Prosody.
     pub fn xmpp_toml(&self) -> String {
-        let security = match &self.ca_file {
-            None => "security = \"plaintext\"".to_owned(),
-            Some(ca) => format!(
-                "security = \"starttls\"\nca_file = {:?}",
-                ca.display().to_string()
-            ),
-        };
-        format!(
-            "[xmpp]\ndomain = \"{DOMAIN}\"\nserver = \"127.0.0.1:{}\"\n{security}\n\
-             admin_jid = \"admin@{DOMAIN}\"\nadmin_password = \"{ADMIN_PASSWORD}\"\ntimeout = 3\n\
-             [secrets]\njid_key = \"{JID_KEY}\"\n",
-            self.port
-        )
+        xmpp_toml_for(self.port, self.ca_file.as_deref())
     }
 
     /// Logs in as a user, as any XMPP client would.
@@ -281,7 +307,8 @@ pub struct TestApp {
     pub app: jidgate::App,
     pub db: SqlitePool,
     pub db_file: PathBuf,
-    pub prosody: Prosody,
+    /// The XMPP server this jidgate uses.
+    pub xmpp: XmppServer,
     pub client: reqwest::Client,
     pub scheme: &'static str,
     _dir: Option<TempDir>,
@@ -290,7 +317,7 @@ pub struct TestApp {
 }
 
 /// Test configuration: fast Argon2, generous rate limits, our apps.
-pub fn base_toml(prosody: &Prosody, db_file: &Path) -> String {
+pub fn base_toml(server: &impl AnyServer, db_file: &Path) -> String {
     format!(
         "{}\n[database]\nurl = \"sqlite://{}\"\n\
          [passwords]\nargon2_memory_kib = 256\nargon2_iterations = 1\n\
@@ -301,7 +328,7 @@ pub fn base_toml(prosody: &Prosody, db_file: &Path) -> String {
          [[apps]]\napp_id = \"{APP_ID}\"\nsecret = \"{APP_SECRET}\"\nkind = \"app\"\n\
          [[apps]]\napp_id = \"{DEVICE_APP_ID}\"\nsecret = \"{DEVICE_SECRET}\"\nkind = \"device\"\n\
          [[apps]]\napp_id = \"{SERVICE_APP_ID}\"\nsecret = \"{SERVICE_SECRET}\"\nkind = \"service\"\n",
-        prosody.xmpp_toml(),
+        server.server().xmpp_toml(),
         db_file.display()
     )
 }
@@ -325,15 +352,15 @@ where
     Arc::new(FnHook(f))
 }
 
-/// A hook that kills `prosody` the first time `at` is reached (and lets the
-/// request go on); the flag tells whether it fired.
-pub fn kill_prosody_once_at(
-    prosody: &Prosody,
+/// A hook that kills the XMPP server the first time `at` is reached (and
+/// lets the request go on); the flag tells whether it fired.
+pub fn kill_server_once_at(
+    server: &impl AnyServer,
     at: &'static str,
 ) -> (Arc<dyn FaultHook>, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let fired = Arc::new(AtomicBool::new(false));
-    let (p, f) = (prosody.clone(), fired.clone());
+    let (p, f) = (server.server(), fired.clone());
     let faults = hook(move |point| {
         if point == at && !f.swap(true, Ordering::SeqCst) {
             p.kill();
@@ -344,11 +371,12 @@ pub fn kill_prosody_once_at(
 }
 
 impl TestApp {
-    pub async fn spawn(prosody: &Prosody) -> TestApp {
-        Self::spawn_with(prosody, Settings::default()).await
+    pub async fn spawn(server: &impl AnyServer) -> TestApp {
+        Self::spawn_with(server, Settings::default()).await
     }
 
-    pub async fn spawn_with(prosody: &Prosody, settings: Settings) -> TestApp {
+    pub async fn spawn_with(server: &impl AnyServer, settings: Settings) -> TestApp {
+        let xmpp = server.server();
         let (dir, db_file) = match settings.db_file {
             Some(f) => (None, f),
             None => {
@@ -360,7 +388,7 @@ impl TestApp {
                 (Some(dir), f)
             }
         };
-        let base = base_toml(prosody, &db_file);
+        let base = base_toml(&xmpp, &db_file);
         let config = Config::from_toml_layers(&[&base, &settings.toml])
             .unwrap_or_else(|e| panic!("{e}\n{base}\n{}", settings.toml));
         let scheme = if config.tls.enabled() {
@@ -391,14 +419,14 @@ impl TestApp {
         let db = SqlitePool::connect(&format!("sqlite://{}", db_file.display()))
             .await
             .unwrap();
-        let client = test_client(prosody.ca_file.as_deref());
+        let client = test_client(xmpp.ca_file());
         let test_app = TestApp {
             addr,
             token_addr,
             app,
             db,
             db_file,
-            prosody: prosody.clone(),
+            xmpp,
             client,
             scheme,
             _dir: dir,
@@ -668,7 +696,7 @@ impl TestApp {
             "accounts": self.account_rows().await,
             "bindings": bindings,
             "tokens": self.count("select count(*) from token").await,
-            "xmpp": self.prosody.accounts(),
+            "xmpp": self.xmpp.accounts(),
         })
     }
 }

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
 
 const WECHAT: &str = "oUpF8uMuAJO_victim_0001";
 const WECHAT_PASS: &str = "wechat-pass-1";
@@ -291,9 +292,10 @@ async fn get_users_is_bounded_and_rate_limited_per_account_and_per_address() {
     assert_eq!(body["result"], 9, "{body}");
 }
 
-#[tokio::test]
-async fn concurrent_password_changes_have_one_winner_and_keep_jidgate_and_prosody_in_step() {
-    let prosody = Prosody::start().await;
+async fn concurrent_password_changes_have_one_winner_and_keep_jidgate_and_the_xmpp_server_in_step(
+    kind: Kind,
+) {
+    let xmpp = XmppServer::start(kind).await;
     // Hold the winner between recording and pushing its new JID password, so
     // that the others overlap with it.
     let faults = hook(|point| {
@@ -305,7 +307,7 @@ async fn concurrent_password_changes_have_one_winner_and_keep_jidgate_and_prosod
         })
     });
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             faults: Some(faults),
             ..Default::default()
@@ -335,7 +337,7 @@ async fn concurrent_password_changes_have_one_winner_and_keep_jidgate_and_prosod
     let winner = &new_passwords[codes.iter().position(|c| *c == 0).unwrap()];
 
     // Only the winner's password works, and the JID password jidgate holds
-    // is the one Prosody has.
+    // is the one the XMPP server has.
     for candidate in new_passwords
         .iter()
         .chain(["device-pass-0".to_owned()].iter())
@@ -347,10 +349,9 @@ async fn concurrent_password_changes_have_one_winner_and_keep_jidgate_and_prosod
     let login = app.login_device("SN-CHG-1", winner).await;
     let jid = login["user_info"]["jid"].as_str().unwrap();
     let jid_pwd = login["user_info"]["jid_pwd"].as_str().unwrap();
-    prosody
-        .login(jid, jid_pwd)
+    xmpp.login(jid, jid_pwd)
         .await
-        .expect("the JID password jidgate holds logs in to Prosody")
+        .expect("the JID password jidgate holds logs in to the XMPP server")
         .close()
         .await;
     assert_eq!(
@@ -493,3 +494,7 @@ fn vm_hwm_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/self/status")
 }
+
+on_each_server!(
+    concurrent_password_changes_have_one_winner_and_keep_jidgate_and_the_xmpp_server_in_step,
+);

@@ -1,7 +1,10 @@
-//! Integration tests: the whole service against a real Prosody.
+//! Integration tests: the whole service against a real Prosody, and its
+//! XMPP-facing tests against a real ejabberd too (`servers`).
 
+mod ejabberd;
 mod helpers;
 mod process;
+mod servers;
 
 mod bad_input;
 mod binding;
@@ -9,6 +12,7 @@ mod connections;
 mod example_client;
 mod faults;
 mod login_security;
+mod provisioning;
 mod register;
 mod tls;
 mod token_service;

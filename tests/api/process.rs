@@ -18,6 +18,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
+use crate::servers::AnyServer;
 
 /// A running `jidgate serve` process.
 pub struct JidgateProcess {
@@ -44,11 +45,11 @@ pub struct ProcessSettings {
 }
 
 impl JidgateProcess {
-    pub async fn spawn(prosody: &Prosody) -> JidgateProcess {
-        Self::spawn_with(prosody, ProcessSettings::default()).await
+    pub async fn spawn(server: &impl AnyServer) -> JidgateProcess {
+        Self::spawn_with(server, ProcessSettings::default()).await
     }
 
-    pub async fn spawn_with(prosody: &Prosody, settings: ProcessSettings) -> JidgateProcess {
+    pub async fn spawn_with(server: &impl AnyServer, settings: ProcessSettings) -> JidgateProcess {
         let dir = tempfile::Builder::new()
             .prefix("jidgate-proc-")
             .tempdir()
@@ -60,8 +61,13 @@ impl JidgateProcess {
             "[http]\nlisten = \"127.0.0.1:{http_port}\"\n\
              [token_service]\nlisten = \"127.0.0.1:{token_port}\"\n"
         );
+        // The binary always runs its reconciler (every second with the test
+        // defaults): without a grace period it would sweep the `creating`
+        // row of a registration in flight and delete its new JID. Tests that
+        // want the reconciler sooner set their own grace.
+        let grace = "[reconcile]\ngrace = 30\n";
         // One file: the layers merged table by table (later wins).
-        let merged = merge_toml(&[&base_toml(prosody, &db_file), &ports, &settings.toml]);
+        let merged = merge_toml(&[&base_toml(server, &db_file), grace, &ports, &settings.toml]);
         let config_file = dir.path().join("jidgate.toml");
         std::fs::write(&config_file, merged).unwrap();
         let log_file = dir.path().join("jidgate.log");
@@ -86,7 +92,7 @@ impl JidgateProcess {
             config_file,
             db_file,
             log_file,
-            client: test_client(prosody.ca_file.as_deref()),
+            client: test_client(server.server().ca_file()),
             child: Some(child),
             _dir: dir,
         };

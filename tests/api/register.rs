@@ -1,10 +1,10 @@
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
 
-#[tokio::test]
-async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
+async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it(kind: Kind) {
     // Arrange
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
 
     // Act: register (signed with the device's own key, no captcha), log in.
     app.register_device("SN-0001", "device-pass-1", "Kitchen lamp")
@@ -29,33 +29,32 @@ async fn a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it() {
     assert!(login["access_token"].as_str().unwrap().starts_with("jgt_"));
     assert!(login["expires_at"].as_i64().unwrap() > jidgate::now());
     let local = jid.split('@').next().unwrap();
-    assert!(prosody.has_account(local));
+    assert!(xmpp.has_account(local));
 
     // A real XMPP client logs in with the returned credentials.
-    let session = prosody.login(&jid, &jid_pwd).await.expect("XMPP login");
+    let session = xmpp.login(&jid, &jid_pwd).await.expect("XMPP login");
     assert_eq!(session.jid().to_bare().to_string(), jid);
     session.close().await;
 
     // Cancel: the JID is gone, and so is the account.
     let cancel = app.cancel_device("SN-0001", "device-pass-1").await;
     assert_eq!(cancel["result"], 0, "{cancel}");
-    let err = prosody
+    let err = xmpp
         .login(&jid, &jid_pwd)
         .await
         .err()
         .expect("login must fail");
     assert!(err.is_auth(), "{err}");
-    assert!(!prosody.has_account(local));
+    assert!(!xmpp.has_account(local));
     assert_eq!(app.count("select count(*) from account").await, 0);
     assert_eq!(app.count("select count(*) from token").await, 0);
     let again = app.login_device("SN-0001", "device-pass-1").await;
     assert_eq!(again["result"], 104, "{again}");
 }
 
-#[tokio::test]
-async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie() {
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
 
     // Captcha id as a parameter, answer in upper case (case-insensitive).
     let (id, answer, png) = app.captcha().await;
@@ -108,13 +107,13 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie()
             .all(|(_, state, local)| state == "active" && local.starts_with("p."))
     );
     for (_, _, local) in &rows {
-        assert!(prosody.has_account(local));
+        assert!(xmpp.has_account(local));
     }
 
     // The phone logs in (login needs a captcha too) and its JID works.
     let login = app.login_phone("+8613800138000", "phone-pass-1").await;
     assert_eq!(login["result"], 0, "{login}");
-    let s = prosody
+    let s = xmpp
         .login(
             login["user_info"]["jid"].as_str().unwrap(),
             login["user_info"]["jid_pwd"].as_str().unwrap(),
@@ -249,10 +248,9 @@ async fn a_wechat_user_registers_with_a_captcha_and_logs_in_without_one() {
     );
 }
 
-#[tokio::test]
-async fn the_real_binary_serves_a_device_registration() {
-    let prosody = Prosody::start().await;
-    let mut jidgate = crate::process::JidgateProcess::spawn(&prosody).await;
+async fn the_real_binary_serves_a_device_registration(kind: Kind) {
+    let xmpp = XmppServer::start(kind).await;
+    let mut jidgate = crate::process::JidgateProcess::spawn(&xmpp).await;
 
     let body = jidgate
         .call(
@@ -268,6 +266,12 @@ async fn the_real_binary_serves_a_device_registration() {
         .await;
 
     assert_eq!(body["result"], 0, "{body}\n{}", jidgate.log());
-    assert_eq!(prosody.accounts().len(), 2, "admin and the device");
+    assert_eq!(xmpp.accounts().len(), 2, "admin and the device");
     jidgate.stop().await;
 }
+
+on_each_server!(
+    a_device_registers_logs_in_uses_its_jid_and_cancel_removes_it,
+    a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie,
+    the_real_binary_serves_a_device_registration,
+);

@@ -4,16 +4,16 @@
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
 
-#[tokio::test]
-async fn jidgate_uses_starttls_with_the_configured_ca() {
-    let prosody = Prosody::start_tls().await;
-    let app = TestApp::spawn(&prosody).await;
+async fn jidgate_uses_starttls_with_the_configured_ca(kind: Kind) {
+    let xmpp = XmppServer::start_tls(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
 
     app.register_device("SN-TLS-1", "device-pass-1", "").await;
     let login = app.login_device("SN-TLS-1", "device-pass-1").await;
     assert_eq!(login["result"], 0, "{login}");
-    let session = prosody
+    let session = xmpp
         .login(
             login["user_info"]["jid"].as_str().unwrap(),
             login["user_info"]["jid_pwd"].as_str().unwrap(),
@@ -28,7 +28,7 @@ async fn jidgate_uses_starttls_with_the_configured_ca() {
     let cfg = jidgate::Config::from_toml(&format!(
         "[xmpp]\nserver = \"127.0.0.1:{}\"\nsecurity = \"starttls\"\nca_file = {:?}\n\
          [secrets]\njid_key = \"{JID_KEY}\"",
-        prosody.port,
+        xmpp.port(),
         other_ca.display().to_string()
     ))
     .unwrap();
@@ -44,7 +44,7 @@ async fn jidgate_uses_starttls_with_the_configured_ca() {
     // Plaintext is refused by this server: a plaintext jidgate cannot log in.
     let cfg = jidgate::Config::from_toml(&format!(
         "[xmpp]\nserver = \"127.0.0.1:{}\"\nsecurity = \"plaintext\"\n[secrets]\njid_key = \"{JID_KEY}\"",
-        prosody.port
+        xmpp.port()
     ))
     .unwrap();
     let connector = jidgate::xmpp::Connector::from_config(&cfg.xmpp).unwrap();
@@ -115,3 +115,5 @@ async fn the_register_api_and_the_token_service_speak_tls_when_configured() {
     assert_eq!(reply["seq"], 1);
     assert_eq!(reply["result"], 100, "hello first: {reply}");
 }
+
+on_each_server!(jidgate_uses_starttls_with_the_configured_ca,);

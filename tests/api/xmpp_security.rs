@@ -21,17 +21,17 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use crate::binding::{User, bind, bind_code, bindings_of, device, phone, unbind};
 use crate::helpers::*;
 use crate::process::{JidgateProcess, ProcessSettings};
+use crate::servers::{AnyServer, Kind, XmppServer, on_each_server};
 
 // ------------------------------------------------------------- point 8
 
-#[tokio::test]
-async fn a_device_cannot_change_or_delete_its_own_jid_over_in_band_registration() {
+async fn a_device_cannot_change_or_delete_its_own_jid_over_in_band_registration(kind: Kind) {
     // Arrange: a registered device, logged in to the XMPP server with the
     // JID password /login gave it, as any XMPP client would.
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let d = device(&app, "SN-IBR-1", "").await;
-    let session = prosody.login(&d.jid, &d.jid_pwd).await.expect("login");
+    let session = xmpp.login(&d.jid, &d.jid_pwd).await.expect("login");
 
     // Act: XEP-0077 §3.3 password change, then §3.2 cancellation.
     let change = LegacyQuery {
@@ -58,25 +58,23 @@ async fn a_device_cannot_change_or_delete_its_own_jid_over_in_band_registration(
         matches!(removed, Err(XmppError::Stanza(_))),
         "account removal accepted: {removed:?}"
     );
-    prosody
-        .login(&d.jid, &d.jid_pwd)
+    xmpp.login(&d.jid, &d.jid_pwd)
         .await
         .expect("the stored JID password still works")
         .close()
         .await;
-    assert!(prosody.login(&d.jid, "chosen-by-the-device").await.is_err());
+    assert!(xmpp.login(&d.jid, "chosen-by-the-device").await.is_err());
 }
 
-#[tokio::test]
-async fn a_jid_password_changed_behind_jidgates_back_is_reset_and_binding_works() {
+async fn a_jid_password_changed_behind_jidgates_back_is_reset_and_binding_works(kind: Kind) {
     // Arrange: a phone and a device; the device's JID password is changed
     // with the admin command, behind jidgate's back.
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let p = phone(&app, "13800138001", "").await;
     let d = device(&app, "SN-REPAIR-1", "").await;
-    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "changed-behind-our-back").await;
-    assert!(prosody.login(&d.jid, &d.jid_pwd).await.is_err());
+    set_jid_password_behind_jidgates_back(&xmpp, &d.bare(), "changed-behind-our-back").await;
+    assert!(xmpp.login(&d.jid, &d.jid_pwd).await.is_err());
 
     // Act: bind.
     let code = bind_code(&app, &d).await;
@@ -85,34 +83,27 @@ async fn a_jid_password_changed_behind_jidgates_back_is_reset_and_binding_works(
     // Assert: bound, and the stored password works again.
     assert_eq!(body["result"], 0, "{body}");
     assert_eq!(bindings_of(&app, &p).await["consistent"], true);
-    prosody
-        .login(&d.jid, &d.jid_pwd)
+    xmpp.login(&d.jid, &d.jid_pwd)
         .await
         .expect("the stored JID password was put back")
         .close()
         .await;
 
     // Again on both sides, then unbind: the unbinding completes.
-    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "again-1").await;
-    set_jid_password_behind_jidgates_back(&prosody, &p.bare(), "again-2").await;
+    set_jid_password_behind_jidgates_back(&xmpp, &d.bare(), "again-1").await;
+    set_jid_password_behind_jidgates_back(&xmpp, &p.bare(), "again-2").await;
     let body = unbind(&app, &p, &[&d.name]).await;
     assert_eq!(body["result"], 0, "{body}");
     assert_eq!(app.count("select count(*) from binding").await, 0);
-    prosody
-        .login(&p.jid, &p.jid_pwd)
-        .await
-        .unwrap()
-        .close()
-        .await;
+    xmpp.login(&p.jid, &p.jid_pwd).await.unwrap().close().await;
 }
 
-#[tokio::test]
-async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password() {
+async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password(kind: Kind) {
     // Arrange: a device whose JID password change was interrupted (the new
     // one recorded in `jid_pwd_next`, not yet pushed), and whose password
     // on the server was then changed by someone else.
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let p = phone(&app, "13800138002", "").await;
     let d = device(&app, "SN-REPAIR-2", "").await;
     let next = "the-pending-jid-password-0123456789";
@@ -126,7 +117,7 @@ async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password()
         .execute(&app.db)
         .await
         .unwrap();
-    set_jid_password_behind_jidgates_back(&prosody, &d.bare(), "someone-else").await;
+    set_jid_password_behind_jidgates_back(&xmpp, &d.bare(), "someone-else").await;
 
     // Act: bind (repairs), then the reconciler finishes the push.
     let code = bind_code(&app, &d).await;
@@ -137,7 +128,7 @@ async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password()
     // Assert: the server has the pending password, which is now the stored
     // one; nothing is pending or stuck.
     assert_eq!(report.failed, 0, "{report:?}");
-    prosody.login(&d.jid, next).await.unwrap().close().await;
+    xmpp.login(&d.jid, next).await.unwrap().close().await;
     let login = app.login_device(&d.name, "device-pass-1").await;
     assert_eq!(login["user_info"]["jid_pwd"], next, "{login}");
     assert_eq!(
@@ -148,14 +139,13 @@ async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password()
     assert_eq!(bindings_of(&app, &p).await["consistent"], true);
 }
 
-#[tokio::test]
-async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
+async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz(kind: Kind) {
     // Arrange: the real binary, its reconciler every second (on rows older
     // than 2 s), alerting after three failed attempts; a phone bound to a
     // device.
-    let prosody = Prosody::start().await;
+    let xmpp = XmppServer::start(kind).await;
     let proc = JidgateProcess::spawn_with(
-        &prosody,
+        &xmpp,
         ProcessSettings {
             // A grace period, so the reconciler never races the requests
             // in flight (the test default is 0).
@@ -174,7 +164,7 @@ async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
 
     // The device's JID disappears behind jidgate's back: no repair can log
     // in as it, so the unbinding cannot finish.
-    let admin = admin_session(&prosody).await;
+    let admin = admin_session(&xmpp).await;
     adhoc::delete_user(&admin.handle(), &d.bare())
         .await
         .unwrap();
@@ -215,7 +205,7 @@ async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz() {
 
     // Once the JID is back, the reconciler finishes the row and it is no
     // longer listed.
-    let admin = admin_session(&prosody).await;
+    let admin = admin_session(&xmpp).await;
     let outcome = adhoc::add_user(&admin.handle(), &d.bare(), &d.jid_pwd)
         .await
         .unwrap();
@@ -462,19 +452,18 @@ async fn no_secret_appears_in_the_log_even_at_trace_level() {
 
 // ------------------------------------------------------------ point 14
 
-#[tokio::test]
-async fn forged_iq_replies_from_a_registered_user_are_not_believed() {
+async fn forged_iq_replies_from_a_registered_user_are_not_believed(kind: Kind) {
     // Arrange: a registered device logged in as an XMPP client (the
     // attacker), flooding IQ results and errors at the admin session's full
     // JID with guessed ids: "the account exists" and "done".
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     let attacker = device(&app, "SN-ATTACKER", "").await;
     let admin_full = format!("admin@{DOMAIN}/{}-admin", app.app.config.xmpp.resource);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));
     let flood = tokio::spawn(flood_forged_replies(
-        prosody.clone(),
+        xmpp.clone(),
         attacker,
         Jid::new(&admin_full).unwrap(),
         stop.clone(),
@@ -488,7 +477,7 @@ async fn forged_iq_replies_from_a_registered_user_are_not_believed() {
         answers.push(app.try_register_device(n, "device-pass-1", "").await);
     }
     let registered_rows = app.account_rows().await;
-    let registered_xmpp = prosody.accounts();
+    let registered_xmpp = xmpp.accounts();
     for n in &names {
         answers.push(app.cancel_device(n, "device-pass-1").await);
     }
@@ -514,22 +503,19 @@ async fn forged_iq_replies_from_a_registered_user_are_not_believed() {
     assert_eq!(left.len(), 1, "{left:?}");
     let mut xmpp_left = vec!["admin".to_owned(), left[0].2.clone()];
     xmpp_left.sort();
-    assert_eq!(prosody.accounts(), xmpp_left);
+    assert_eq!(xmpp.accounts(), xmpp_left);
 }
 
 /// Sends forged replies with the ids `jg1`… (the old sequential ids), and
 /// random ones, until `stop`.
 async fn flood_forged_replies(
-    prosody: Prosody,
+    xmpp: XmppServer,
     attacker: User,
     to: Jid,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
 ) {
-    let session = prosody
-        .login(&attacker.jid, &attacker.jid_pwd)
-        .await
-        .unwrap();
+    let session = xmpp.login(&attacker.jid, &attacker.jid_pwd).await.unwrap();
     while !stop.load(Ordering::SeqCst) {
         for n in 1..=200 {
             let id = if n % 10 == 0 {
@@ -602,16 +588,21 @@ fn domain_jid() -> Jid {
 }
 
 /// A session as the XMPP server's admin (the test's own, not jidgate's).
-async fn admin_session(prosody: &Prosody) -> Session {
-    prosody
+async fn admin_session(server: &impl AnyServer) -> Session {
+    server
+        .server()
         .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
         .await
         .expect("admin login")
 }
 
 /// Changes a JID's password with XEP-0133, as an XMPP admin could.
-async fn set_jid_password_behind_jidgates_back(prosody: &Prosody, jid: &BareJid, password: &str) {
-    let admin = admin_session(prosody).await;
+async fn set_jid_password_behind_jidgates_back(
+    server: &impl AnyServer,
+    jid: &BareJid,
+    password: &str,
+) {
+    let admin = admin_session(server).await;
     let outcome = adhoc::change_user_password(&admin.handle(), jid, password)
         .await
         .unwrap();
@@ -865,3 +856,11 @@ fn user_of(name: &str, login: &Value, is_device: bool) -> ProcUser {
         is_device,
     }
 }
+
+on_each_server!(
+    a_device_cannot_change_or_delete_its_own_jid_over_in_band_registration,
+    a_jid_password_changed_behind_jidgates_back_is_reset_and_binding_works,
+    a_repair_during_a_pending_jid_password_push_sets_the_pending_password,
+    a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz,
+    forged_iq_replies_from_a_registered_user_are_not_believed,
+);
