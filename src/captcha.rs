@@ -67,7 +67,7 @@ async fn verify_code(
     sqlx::query("insert into captcha (id, answer, expires_at) values (?, ?, ?)")
         .bind(&id)
         .bind(&answer)
-        .bind(crate::now() + ttl)
+        .bind(crate::clock::now() + ttl)
         .execute(&app.db)
         .await?;
     let secure = if app.config.tls.enabled() {

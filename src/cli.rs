@@ -170,7 +170,7 @@ pub async fn main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Sign(args) => {
-            println!("{}", sign(&config, &args, crate::now())?);
+            println!("{}", sign(&config, &args, crate::clock::now())?);
             Ok(0)
         }
         Command::Reconcile(args) => reconcile(config, args).await,
@@ -298,7 +298,7 @@ mod tests {
             endpoint: "get_bind_code".into(),
             params: vec!["user_name=SN 1".into(), "access_token=jgt_x".into()],
         };
-        let now = crate::now();
+        let now = crate::clock::now();
         let url = sign(&config, &args, now).unwrap();
         let (path, query) = url
             .strip_prefix("http://h:1")

@@ -277,7 +277,7 @@ impl FromRequest<App> for Signed {
         // endpoint (or spelling) is worthless at another.
         let path = req.uri().path().to_owned();
         let params = Params::from_request(req, app).await?;
-        let now = crate::now();
+        let now = crate::clock::now();
         let (verified, ts) =
             app.keyring
                 .verify(Some(&path), |n| params.get(n), params.iter(), now)?;

@@ -13,6 +13,7 @@ pub mod app;
 pub mod binding;
 pub mod captcha;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -43,16 +44,9 @@ use tower_http::timeout::TimeoutLayer;
 use xmpp_parsers::jid::BareJid;
 
 pub use app::App;
+pub use clock::now;
 pub use config::Config;
 pub use faults::{FaultHook, Faults};
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// The HTTP routes of every module.
 pub fn router(app: App) -> Router {

@@ -144,7 +144,7 @@ impl fmt::Display for Action {
 
 /// Rows left mid-way that are older than the grace period.
 pub async fn pending(app: &App, grace: u64) -> Result<Vec<Action>, Error> {
-    let before = crate::now() - grace as i64;
+    let before = crate::clock::now() - grace as i64;
     let db = &app.db;
     let mut actions = Vec::new();
     for a in accounts::in_state_before(db, "creating", before).await? {
@@ -294,7 +294,7 @@ pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
                 .decrypt(jid.as_str(), next)
                 .map_err(Error::Internal)?;
             app.provisioner.change_password(&jid, &password).await?;
-            accounts::commit_jid_pwd(&app.db, a.id, None, crate::now()).await
+            accounts::commit_jid_pwd(&app.db, a.id, None, crate::clock::now()).await
         }
         Action::UndoBinding(b) | Action::FinishUnbinding(b) => {
             let mut sessions = Sessions::new(app);
@@ -344,7 +344,8 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
             Err(e) => {
                 report.failed += 1;
                 let counted =
-                    attempts::record_failure(&app.db, &target, operation, &e, crate::now()).await;
+                    attempts::record_failure(&app.db, &target, operation, &e, crate::clock::now())
+                        .await;
                 match counted {
                     Ok(n) if n >= alert_after => tracing::error!(
                         action = %action,
@@ -394,7 +395,7 @@ pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
 pub async fn run(app: App, stop: CancellationToken) {
     let interval = Duration::from_secs(app.config.reconcile.interval.max(1));
     let drift_every = app.config.reconcile.drift_interval;
-    let mut last_drift = crate::now();
+    let mut last_drift = crate::clock::now();
     tokio::select! {
         _ = stop.cancelled() => return,
         _ = app.provisioner.wait_ready(interval) => {}
@@ -407,8 +408,8 @@ pub async fn run(app: App, stop: CancellationToken) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pending sweep failed"),
             }
-            if drift_every > 0 && crate::now() - last_drift >= drift_every as i64 {
-                last_drift = crate::now();
+            if drift_every > 0 && crate::clock::now() - last_drift >= drift_every as i64 {
+                last_drift = crate::clock::now();
                 match sweep_drift(&app).await {
                     Ok(r) => tracing::info!(?r, "drift sweep"),
                     Err(e) => tracing::warn!(error = %e, "drift sweep failed"),
@@ -423,7 +424,7 @@ pub async fn run(app: App, stop: CancellationToken) {
 }
 
 async fn housekeeping(app: &App) {
-    let now = crate::now();
+    let now = crate::clock::now();
     let db = &app.db;
     let results = [
         crate::signing::prune_nonces(db, now).await.err(),

@@ -109,7 +109,7 @@ async fn register(
     };
     require_kind(ty, signed.kind)?;
     if ty != UserType::Device {
-        captcha::check(&app.db, p, &cookie, crate::now()).await?;
+        captcha::check(&app.db, p, &cookie, crate::clock::now()).await?;
     }
     create(
         &app,
@@ -151,7 +151,7 @@ pub async fn create(
             jid_local: &local,
             jid_pwd_enc: &enc,
         },
-        crate::now(),
+        crate::clock::now(),
     )
     .await?;
     app.faults.point("register.before_provision").await?;
@@ -176,7 +176,7 @@ pub async fn create(
         }
     }
     app.faults.point("register.after_provision").await?;
-    store::transition(&app.db, id, "creating", "active", crate::now()).await?;
+    store::transition(&app.db, id, "creating", "active", crate::clock::now()).await?;
     Ok(())
 }
 
@@ -252,7 +252,7 @@ async fn check_credentials(
     if ty == UserType::Phone || (ty == UserType::Wechat && captcha_given) {
         // A wrong captcha proves nothing about the account: only the
         // address pays.
-        captcha::check(&app.db, p, cookie, crate::now()).await?;
+        captcha::check(&app.db, p, cookie, crate::clock::now()).await?;
     }
     let account = store::by_name(&app.db, name.as_str())
         .await?
@@ -314,7 +314,7 @@ async fn login(
     let jid_pwd = app.jid_password(&account)?;
     let issued = app
         .tokens
-        .issue(account.id, signed.caller(), crate::now())
+        .issue(account.id, signed.caller(), crate::clock::now())
         .await?;
     use secrecy::ExposeSecret;
     let info = OwnUserInfo {
@@ -351,14 +351,21 @@ async fn cancel(
 /// nothing changes (112). Once the JID may be gone, the deletion is carried
 /// through, by the reconciler if need be.
 pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
-    let now = crate::now();
+    let now = crate::clock::now();
     if !store::transition(&app.db, account.id, "active", "deleting", now).await? {
         return Err(Error::UnknownUser);
     }
     let jid = app.jid_of(account)?;
     if let Err(e) = app.provisioner.delete_user(&jid).await {
         if e.not_sent() {
-            store::transition(&app.db, account.id, "deleting", "active", crate::now()).await?;
+            store::transition(
+                &app.db,
+                account.id,
+                "deleting",
+                "active",
+                crate::clock::now(),
+            )
+            .await?;
             return Err(e.into());
         }
         // Unknown whether the JID is gone: the account cannot come back.
@@ -415,7 +422,7 @@ async fn get_users(
             token,
             signed.caller(),
             p.optional("user_name"),
-            crate::now(),
+            crate::clock::now(),
         )
         .await?;
     let n = u32::try_from(names.len()).map_err(Error::internal)?;
@@ -522,24 +529,32 @@ pub async fn rotate_jid_password(
     let jid = app.jid_of(account)?;
     let next = SecretString::from(random_token::<24>());
     let enc = app.jid_cipher.encrypt(jid.as_str(), &next);
-    if !store::begin_jid_pwd_change(&app.db, account, &enc, crate::now()).await? {
+    if !store::begin_jid_pwd_change(&app.db, account, &enc, crate::clock::now()).await? {
         return Err(Error::ConcurrentChange);
     }
     app.faults.point("password.before_push").await?;
     match app.provisioner.change_password(&jid, &next).await {
         Ok(AdminOutcome::Done) => {}
         Ok(outcome) => {
-            store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::now()).await?;
+            store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::clock::now()).await?;
             return Err(Error::Xmpp(format!("change-user-password: {outcome:?}")));
         }
         Err(e) => {
             if e.not_sent() {
-                store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::now()).await?;
+                store::abandon_jid_pwd_change(&app.db, account.id, &enc, crate::clock::now())
+                    .await?;
             }
             return Err(e.into());
         }
     }
-    store::finish_jid_pwd_change(&app.db, account.id, &enc, password_hash, crate::now()).await?;
+    store::finish_jid_pwd_change(
+        &app.db,
+        account.id,
+        &enc,
+        password_hash,
+        crate::clock::now(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -77,7 +77,12 @@ async fn authorized(app: &App, signed: &Signed) -> Result<Account, Error> {
     let token = p.required("access_token")?;
     let info = app
         .tokens
-        .authorize(token, signed.caller(), Some(name.as_str()), crate::now())
+        .authorize(
+            token,
+            signed.caller(),
+            Some(name.as_str()),
+            crate::clock::now(),
+        )
         .await?;
     accounts::by_id(&app.db, info.account_id)
         .await?
@@ -123,7 +128,7 @@ async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, 
     app.limits.bind_code.check(&device.id)?;
     let code = new_code();
     let ttl = app.config.binding.bind_code_ttl as i64;
-    let expires_at = crate::now() + ttl;
+    let expires_at = crate::clock::now() + ttl;
     store::put_code(&app.db, device.id, &code_hash(&code), expires_at).await?;
     let uri = format!(
         "jidgate://bind?user_name={}&bind_code={code}&expires_at={expires_at}",
@@ -155,7 +160,7 @@ async fn check_code(
     let Some((stored, expires_at, _)) = store::get_code(&app.db, device_id).await? else {
         return Err(fail());
     };
-    if crate::now() >= expires_at {
+    if crate::clock::now() >= expires_at {
         return Err(fail());
     }
     if !ct_eq(&hash, &stored) {
@@ -330,7 +335,7 @@ pub async fn unbind_row(
     b: &store::Binding,
 ) -> Result<(), Error> {
     let (owner, device) = accounts_of(app, b).await?;
-    store::mark_unbinding(&app.db, b.id, crate::now()).await?;
+    store::mark_unbinding(&app.db, b.id, crate::clock::now()).await?;
     dissolve(app, sessions, &owner, &device).await?;
     store::delete(&app.db, b.id).await
 }
@@ -462,7 +467,7 @@ async fn bind_one(
             return Err(Error::BindCode);
         }
     }
-    let id = store::begin_binding(&app.db, owner.id, device.id, crate::now()).await?;
+    let id = store::begin_binding(&app.db, owner.id, device.id, crate::clock::now()).await?;
     if let Err(e) = establish(app, sessions, owner, &device).await {
         // Leave nothing half-done if the server lets us; else the row stays
         // `binding` and the reconciler removes what was made.
@@ -472,7 +477,7 @@ async fn bind_one(
         }
         return Err(e);
     }
-    store::transition(&app.db, id, "binding", "bound", crate::now()).await?;
+    store::transition(&app.db, id, "binding", "bound", crate::clock::now()).await?;
     tracing::info!(binding = id, "bound");
     Ok(())
 }

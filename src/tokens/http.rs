@@ -28,7 +28,7 @@ async fn verify_access_token(State(app): State<App>, signed: Signed) -> Result<R
         return Err(Error::UnknownApp);
     }
     let token = signed.params.required("access_token")?;
-    Ok(match app.tokens.verify(token, crate::now()).await {
+    Ok(match app.tokens.verify(token, crate::clock::now()).await {
         Ok(info) => Reply::ok()
             .field("validate", true)
             .field("user_name", &*info.user_name)
@@ -55,7 +55,7 @@ async fn refresh_token(State(app): State<App>, signed: Signed) -> Result<Reply, 
             token,
             signed.caller(),
             signed.params.optional("user_name"),
-            crate::now(),
+            crate::clock::now(),
         )
         .await?;
     Ok(Reply::ok()
@@ -76,7 +76,7 @@ async fn logout(State(app): State<App>, signed: Signed) -> Result<Reply, Error> 
     let user_name = p.required("user_name")?;
     let token = p.required("access_token")?;
     app.tokens
-        .logout(token, signed.caller(), Some(user_name), crate::now())
+        .logout(token, signed.caller(), Some(user_name), crate::clock::now())
         .await?;
     tracing::info!("session ended by logout");
     Ok(Reply::ok())

@@ -664,7 +664,7 @@ impl Connection {
     /// Handles the complete lines in `input`, leaving a partial one, or
     /// stopping (`paused`) at a line that must wait for a cap.
     async fn lines(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) {
-        let now = crate::now();
+        let now = crate::clock::now();
         let max_line = self.limits.max_line;
         let mut start = 0;
         self.paused = false;
@@ -883,7 +883,7 @@ impl Connection {
     /// Checks a signed hello; the app must be of kind `service`.
     async fn hello(&self, line: &[u8]) -> Result<String, Error> {
         let params = Params::from_json_bytes(line)?;
-        let now = crate::now();
+        let now = crate::clock::now();
         // The hello's text has no path line: it covers `cmd=hello` instead.
         let (verified, ts) =
             self.app
