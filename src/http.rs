@@ -52,7 +52,7 @@ impl Params {
         }
         // No parameter may carry what XML cannot, noncharacters or bidi
         // controls (issue 6, point 10); the field types check again.
-        crate::accounts::domain::check_text(&name, &value)?;
+        crate::fields::check_text(&name, &value)?;
         if self.map.len() >= MAX_PARAMS {
             return Err(Error::Params("too many parameters".into()));
         }

@@ -19,6 +19,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod faults;
+pub mod fields;
 pub mod http;
 pub mod provisioner;
 pub mod ratelimit;

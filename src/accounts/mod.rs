@@ -6,7 +6,6 @@
 //! it `deleting` before the JID is deleted and removes it after. A crash at
 //! any point leaves a row the reconciler finishes or undoes.
 
-pub mod domain;
 pub mod store;
 
 use axum::Router;
@@ -14,17 +13,16 @@ use axum::extract::State;
 use axum::routing::get;
 use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
 use crate::config::AppKind;
 use crate::crypto::random_token;
 use crate::error::Error;
+use crate::fields::{Des, DeviceType, Password, UserName, UserType, parse_name_list};
 use crate::http::{ClientIp, Reply, Signed};
 use crate::ratelimit::address_key;
 use crate::xmpp::adhoc::AdminOutcome;
-use domain::{Des, DeviceType, Password, UserName, UserType, new_localpart};
 use store::{Account, NewAccount};
 
 /// Most names in one look-up: a token-service `get_users`, and the most
@@ -457,46 +455,6 @@ pub async fn lookup_users(
     Ok((found, unknown))
 }
 
-/// A `*_ls` parameter: a JSON array of user names (as a string, or a real
-/// array in a JSON body), at most `max`, each well-formed, no repeats.
-pub fn parse_name_list(text: &str, max: usize) -> Result<Vec<String>, Error> {
-    let list = parse_string_list(text, "user_name_ls", max)?;
-    for name in &list {
-        UserName::parse_any(name)?;
-    }
-    let mut seen = std::collections::HashSet::new();
-    if !list.iter().all(|n| seen.insert(n.as_str())) {
-        return Err(Error::Params("user_name_ls repeats a name".into()));
-    }
-    Ok(list)
-}
-
-/// A JSON array of strings, at most `max` long.
-pub fn parse_string_list(text: &str, what: &str, max: usize) -> Result<Vec<String>, Error> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| Error::Params(format!("{what} must be a JSON array of strings")))?;
-    let Value::Array(items) = value else {
-        return Err(Error::Params(format!(
-            "{what} must be a JSON array of strings"
-        )));
-    };
-    if items.is_empty() {
-        return Err(Error::Params(format!("{what} is empty")));
-    }
-    if items.len() > max {
-        return Err(Error::Params(format!("{what} has more than {max} entries")));
-    }
-    items
-        .into_iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(s),
-            _ => Err(Error::Params(format!(
-                "{what} must be a JSON array of strings"
-            ))),
-        })
-        .collect()
-}
-
 async fn change_password(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -558,24 +516,28 @@ pub async fn rotate_jid_password(
     Ok(())
 }
 
+/// Lowercase RFC 4648 base32 alphabet: valid in every XMPP localpart and
+/// unchanged by case folding.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A fresh JID localpart: the type's letter, a dot, and 16 random base32
+/// characters (80 bits), e.g. `d.q3k9x2m4r7t5v6w8`. Random rather than
+/// derived from the user name, so that a JID reveals no phone number, and
+/// names that differ only in case never collide after XMPP case folding.
+pub fn new_localpart(ty: UserType) -> String {
+    let bytes = crate::crypto::random_bytes::<16>();
+    let mut s = String::with_capacity(18);
+    s.push(ty.jid_prefix());
+    s.push('.');
+    for b in bytes {
+        s.push(BASE32[(b & 31) as usize] as char);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn name_lists() {
-        assert_eq!(
-            parse_name_list(r#"["a1","b2"]"#, 5).unwrap(),
-            vec!["a1".to_owned(), "b2".to_owned()]
-        );
-        assert!(parse_name_list("[]", 5).is_err());
-        assert!(parse_name_list(r#"["a","a"]"#, 5).is_err());
-        assert!(parse_name_list(r#"["a","b","c"]"#, 2).is_err());
-        assert!(parse_name_list(r#"[1]"#, 5).is_err());
-        assert!(parse_name_list(r#"{"a":1}"#, 5).is_err());
-        assert!(parse_name_list(r#"["a b"]"#, 5).is_err());
-        assert!(parse_name_list("not json", 5).is_err());
-    }
 
     #[test]
     fn kinds_match_types() {
@@ -584,5 +546,17 @@ mod tests {
         assert!(require_kind(UserType::Phone, AppKind::Device).is_err());
         assert!(require_kind(UserType::Wechat, AppKind::App).is_ok());
         assert!(require_kind(UserType::Phone, AppKind::Service).is_err());
+    }
+
+    #[test]
+    fn localparts_are_valid_distinct_and_typed() {
+        let a = new_localpart(UserType::Device);
+        let b = new_localpart(UserType::Device);
+        assert_ne!(a, b);
+        assert!(a.starts_with("d.") && a.len() == 18, "{a}");
+        assert!(new_localpart(UserType::Phone).starts_with("p."));
+        assert!(new_localpart(UserType::Wechat).starts_with("w."));
+        let jid = xmpp_parsers::jid::BareJid::new(&format!("{a}@localhost")).unwrap();
+        assert_eq!(jid.node().unwrap().as_str(), a);
     }
 }

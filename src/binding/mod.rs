@@ -25,13 +25,12 @@ use axum::routing::get;
 use serde::Serialize;
 use xmpp_parsers::jid::BareJid;
 
-use crate::accounts::domain::UserName;
 use crate::accounts::store::{self as accounts, Account};
-use crate::accounts::{parse_name_list, parse_string_list};
 use crate::app::App;
 use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
 use crate::error::Error;
+use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
 use crate::http::{ClientIp, Reply, Signed};
 use crate::xmpp::Session;
 use crate::xmpp::roster::{self, ItemState};
@@ -100,7 +99,7 @@ pub fn is_device(a: &Account) -> bool {
 /// stored before they existed: such a nickname would break the XML stream or
 /// show reversed).
 fn nickname(a: &Account) -> &str {
-    if a.des.is_empty() || crate::accounts::domain::check_text("des", &a.des).is_err() {
+    if a.des.is_empty() || check_text("des", &a.des).is_err() {
         &a.user_name
     } else {
         &a.des

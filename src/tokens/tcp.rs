@@ -39,10 +39,11 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounts::{MAX_LOOKUP_NAMES, lookup_users, parse_name_list};
+use crate::accounts::{MAX_LOOKUP_NAMES, lookup_users};
 use crate::app::App;
 use crate::config::AppKind;
 use crate::error::Error;
+use crate::fields::parse_name_list;
 use crate::http::Params;
 use crate::signing::record_nonce;
 
