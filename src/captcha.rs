@@ -18,7 +18,8 @@ use crate::app::App;
 use crate::crypto::{ct_eq, random_token};
 use crate::db::Db;
 use crate::error::Error;
-use crate::http::{ClientIp, Params};
+use crate::http::ClientIp;
+use crate::params::Params;
 
 /// Characters drawn: none of the pairs a person confused in this font under
 /// noise (0/o, 1/l/i, c/e, f/r/t, n/m, y/v, 3/8, 5/s, 7/2).

@@ -21,6 +21,7 @@ pub mod error;
 pub mod faults;
 pub mod fields;
 pub mod http;
+pub mod params;
 pub mod provisioner;
 pub mod ratelimit;
 pub mod reconcile;

@@ -44,7 +44,7 @@ use crate::app::App;
 use crate::config::AppKind;
 use crate::error::Error;
 use crate::fields::parse_name_list;
-use crate::http::Params;
+use crate::params::{Params, strict_json};
 use crate::signing::record_nonce;
 
 /// Connections over the cap that may be told "busy" at once (the rest are
@@ -735,7 +735,7 @@ impl Connection {
         };
         // A member given twice anywhere in the line is refused, as in HTTP
         // bodies (the typed parse above only sees the members it reads).
-        if let Err(e) = crate::http::strict_json(line) {
+        if let Err(e) = strict_json(line) {
             {
                 error_reply(out, seq, &e);
                 return Step::Done;
