@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::config::{AppKind, Cidr};
-use crate::error::{Error, FailureDetail};
+use crate::error::{Error, Outcome};
 use crate::params::Params;
 use crate::signing::{SigningKey, Verified, canonical_json, record_nonce};
 
@@ -137,6 +137,12 @@ impl Reply {
         Reply(m)
     }
 
+    /// An answer that says how it went (`result`, and `error`,
+    /// `retry_after` for a failure).
+    pub fn outcome(outcome: &Outcome) -> Reply {
+        Reply(members(outcome))
+    }
+
     /// Adds a field.
     pub fn field(mut self, name: &str, value: impl Serialize) -> Reply {
         self.0.insert(
@@ -148,6 +154,40 @@ impl Reply {
 
     pub fn into_map(self) -> Map<String, Value> {
         self.0
+    }
+}
+
+/// The detail of a server-side failure, attached to the response for the
+/// logging middleware (so `into_response` itself has no side effects).
+#[derive(Debug, Clone)]
+pub struct FailureDetail(pub String);
+
+/// An error answer: its [`Outcome`] as the body, its status, `Retry-After`
+/// when the client should wait.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let outcome = self.outcome();
+        let mut response = self.status().into_response();
+        if let Some(seconds) = outcome.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.is_server_side() {
+            response
+                .extensions_mut()
+                .insert(FailureDetail(format!("{self:#}: {self:?}")));
+        }
+        response.extensions_mut().insert(ApiBody(members(&outcome)));
+        response
+    }
+}
+
+/// The members of a value that serializes as a JSON object.
+fn members(value: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(value).expect("answers serialize") {
+        Value::Object(map) => map,
+        other => panic!("an answer is a JSON object, not {other}"),
     }
 }
 
@@ -285,6 +325,39 @@ fn forwarded_addr(entry: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_and_rate_limited_answers_say_when_to_retry() {
+        for (e, status, wait) in [
+            (Error::Busy, 503, 1),
+            (Error::RateLimited { retry_after: 7 }, 429, 7),
+        ] {
+            let r = e.into_response();
+            assert_eq!(r.status().as_u16(), status);
+            assert_eq!(r.headers()["retry-after"], wait.to_string().as_str());
+            let body = r.extensions().get::<ApiBody>().unwrap();
+            assert_eq!(body.0["retry_after"], json!(wait));
+        }
+        let r = Error::CaptchaRequired.into_response();
+        assert!(r.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_client() {
+        let e = Error::internal(anyhow::anyhow!("secret path /etc/shadow"));
+        assert!(!e.public_message().contains("shadow"));
+        let r = e.into_response();
+        let body = r.extensions().get::<ApiBody>().unwrap();
+        assert_eq!(body.0["result"], json!(1));
+        assert!(!body.0["error"].as_str().unwrap().contains("shadow"));
+        assert!(
+            r.extensions()
+                .get::<FailureDetail>()
+                .unwrap()
+                .0
+                .contains("shadow")
+        );
+    }
 
     fn nets(list: &[&str]) -> Vec<Cidr> {
         list.iter()

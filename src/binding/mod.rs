@@ -29,7 +29,7 @@ use crate::accounts::store::{self as accounts, Account};
 use crate::app::App;
 use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
-use crate::error::Error;
+use crate::error::{Error, Outcome};
 use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
 use crate::http::{ClientIp, Reply, Signed};
 use crate::xmpp::Session;
@@ -361,29 +361,18 @@ pub async fn forget_account(app: &App, account: &Account) -> Result<bool, Error>
 #[derive(Debug, Serialize)]
 pub struct ItemResult {
     pub user_name: String,
-    pub result: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
 }
 
 impl ItemResult {
     fn of(name: &str, r: Result<(), Error>) -> ItemResult {
-        match r {
-            Ok(()) => ItemResult {
-                user_name: name.to_owned(),
-                result: 0,
-                error: None,
-            },
-            Err(e) => {
-                if matches!(e, Error::Db(_) | Error::Internal(_)) {
-                    tracing::error!(error = ?e, "binding item failed");
-                }
-                ItemResult {
-                    user_name: name.to_owned(),
-                    result: e.code(),
-                    error: Some(e.public_message()),
-                }
-            }
+        if let Err(e @ (Error::Db(_) | Error::Internal(_))) = &r {
+            tracing::error!(error = ?e, "binding item failed");
+        }
+        ItemResult {
+            user_name: name.to_owned(),
+            outcome: Outcome::of(&r),
         }
     }
 }
@@ -393,7 +382,7 @@ impl ItemResult {
 fn list_reply(items: Vec<ItemResult>) -> Reply {
     let overall = items
         .iter()
-        .map(|i| i.result)
+        .map(|i| i.outcome.result)
         .find(|c| *c != 0)
         .unwrap_or(0);
     Reply::with_result(overall).field("result_ls", items)

@@ -22,13 +22,12 @@
 //! service at most `token_service.max_db_tasks` look-ups in progress: at
 //! either cap the connection handles and reads nothing more until one ends.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -356,23 +355,23 @@ fn head(out: &mut Vec<u8>, seq: &str, result: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(result).as_bytes());
 }
 
-fn error_reply(out: &mut Vec<u8>, seq: &str, e: &Error) {
-    head(out, seq, e.code());
-    out.extend_from_slice(b",\"error\":");
-    serde_json::to_writer(&mut *out, &e.public_message()).expect("strings serialize");
-    if let Error::RateLimited { retry_after } = e {
-        let _ = write!(Utf8Vec(out), ",\"retry_after\":{retry_after}");
+/// Writes one reply line: `{"seq":<seq>,` then `members` (a value that
+/// serializes as an object), then `}` and a newline.
+fn write_line(out: &mut Vec<u8>, seq: &str, members: &impl Serialize) {
+    #[derive(Serialize)]
+    struct Line<'a, T> {
+        seq: &'a RawValue,
+        #[serde(flatten)]
+        members: &'a T,
     }
-    out.extend_from_slice(b"}\n");
+    let seq = RawValue::from_string(seq.to_owned()).expect("seq is JSON");
+    serde_json::to_writer(&mut *out, &Line { seq: &seq, members }).expect("replies serialize");
+    out.push(b'\n');
 }
 
-/// `fmt::Write` into a byte vector.
-struct Utf8Vec<'a>(&'a mut Vec<u8>);
-impl std::fmt::Write for Utf8Vec<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
+/// An error reply: the [`Outcome`] every transport writes.
+fn error_reply(out: &mut Vec<u8>, seq: &str, e: &Error) {
+    write_line(out, seq, &e.outcome());
 }
 
 fn verify_reply(
