@@ -6,10 +6,11 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use xmpp_parsers::jid::BareJid;
 
-use crate::accounts::store::{self as accounts, Account};
 use crate::config::Config;
 use crate::crypto::{JidCipher, PasswordPool};
+use crate::db::Account;
 use crate::db::Db;
+use crate::db::account as accounts;
 use crate::error::Error;
 use crate::faults::Faults;
 use crate::provisioner::Provisioner;
@@ -132,7 +133,7 @@ impl App {
     async fn repair_jid_password(&self, id: i64, jid: &BareJid) -> Result<SecretString, Error> {
         let fresh = accounts::by_id(&self.db, id)
             .await?
-            .filter(|a| a.state == "active")
+            .filter(Account::is_active)
             .ok_or(Error::JidPassword)?;
         let pending = fresh.jid_pwd_next.is_some();
         let blob = fresh.jid_pwd_next.as_ref().unwrap_or(&fresh.jid_pwd_enc);

@@ -16,7 +16,7 @@ use axum::routing::get;
 
 use crate::app::App;
 use crate::crypto::{ct_eq, random_token};
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::error::Error;
 use crate::http::ClientIp;
 use crate::params::Params;
@@ -65,12 +65,7 @@ async fn verify_code(
         .map_err(Error::internal)??;
     let id = random_token::<16>();
     let ttl = app.config.captcha.ttl as i64;
-    sqlx::query("insert into captcha (id, answer, expires_at) values (?, ?, ?)")
-        .bind(&id)
-        .bind(&answer)
-        .bind(crate::clock::now() + ttl)
-        .execute(&app.db)
-        .await?;
+    db::captcha::insert(&app.db, &id, &answer, crate::clock::now() + ttl).await?;
     let secure = if app.config.tls.enabled() {
         "; Secure"
     } else {
@@ -129,12 +124,11 @@ pub async fn check(
     if id.len() > 64 || answer.len() > 16 {
         return Err(Error::VerifyCode);
     }
-    let row: Option<(String, i64)> =
-        sqlx::query_as("delete from captcha where id = ? returning answer, expires_at")
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    let Some((expected, expires_at)) = row else {
+    let Some(db::captcha::Captcha {
+        answer: expected,
+        expires_at,
+    }) = db::captcha::take(db, id).await?
+    else {
         return Err(Error::VerifyCode);
     };
     let given = answer.trim().to_lowercase();
@@ -142,15 +136,6 @@ pub async fn check(
         return Err(Error::VerifyCode);
     }
     Ok(())
-}
-
-/// Deletes expired captchas.
-pub async fn prune(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("delete from captcha where expires_at <= ?")
-        .bind(now)
-        .execute(db)
-        .await?
-        .rows_affected())
 }
 
 #[cfg(test)]

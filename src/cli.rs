@@ -164,8 +164,8 @@ pub async fn main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            let db = crate::db::connect(&config.database).await?;
-            crate::db::migrate(&db).await?;
+            let db = crate::db::Db::connect(&config.database).await?;
+            db.migrate().await?;
             println!("migrations applied");
             Ok(0)
         }

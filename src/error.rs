@@ -61,7 +61,7 @@ pub enum Error {
     #[error("parameter format error: {0}")]
     Params(String),
     #[error("database error")]
-    Db(#[from] sqlx::Error),
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("access token invalid")]
     AccessToken,
     #[error("access token expired")]

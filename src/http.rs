@@ -16,9 +16,10 @@ use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::config::{AppKind, Cidr};
+use crate::db::nonce;
 use crate::error::{Error, Outcome};
 use crate::params::Params;
-use crate::signing::{SigningKey, Verified, canonical_json, record_nonce};
+use crate::signing::{SigningKey, Verified, canonical_json};
 
 impl FromRequest<App> for Params {
     type Rejection = Error;
@@ -95,9 +96,7 @@ impl FromRequest<App> for Signed {
             let _ = slot.0.set((key, nonce.to_owned()));
         }
         let expires = ts + app.keyring.window() as i64;
-        if !record_nonce(&app.db, &nonce_scope, nonce, expires).await? {
-            return Err(Error::NonceReused);
-        }
+        nonce::spend(&app.db, &nonce_scope, nonce, expires).await?;
         Ok(Signed {
             app_id,
             kind,

@@ -86,7 +86,7 @@ const READYZ_STUCK_ROWS: i64 = 20;
 /// make the instance unready: a load balancer must not take away an
 /// instance that serves everyone else because one row needs an operator.
 async fn readyz(State(app): State<App>) -> impl IntoResponse {
-    let db = sqlx::query("select 1").execute(&app.db).await.is_ok();
+    let db = app.db.ping().await;
     let xmpp = app.provisioner.is_ready();
     let status = if db && xmpp {
         StatusCode::OK
@@ -97,7 +97,7 @@ async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let threshold = i64::from(app.config.reconcile.alert_after);
     if db
         && let Ok((count, rows)) =
-            reconcile::attempts::stuck(&app.db, threshold, READYZ_STUCK_ROWS).await
+            db::repair_attempt::stuck(&app.db, threshold, READYZ_STUCK_ROWS).await
     {
         body["stuck"] = serde_json::json!({ "count": count, "rows": rows });
     }
@@ -133,8 +133,8 @@ pub async fn build_app(
     faults: Faults,
     stop: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = db::connect(&config.database).await?;
-    db::migrate(&db).await?;
+    let db = db::Db::connect(&config.database).await?;
+    db.migrate().await?;
     let jid_key = config.jid_key()?;
     let connector = xmpp::Connector::from_config(&config.xmpp)?;
     let admin_jid = BareJid::new(&config.xmpp.admin_jid)?;

@@ -27,9 +27,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounts::store::{self as accounts, Account};
 use crate::app::App;
-use crate::binding::{self, Sessions, store as bindings};
+use crate::binding::{self, Sessions};
+use crate::db::account as accounts;
+use crate::db::binding as bindings;
+use crate::db::{Account, AccountState, Binding, BindingState};
 use crate::error::Error;
 use crate::xmpp::roster::{self, ItemState};
 
@@ -39,11 +41,11 @@ pub enum Action {
     UndoCreate(Box<Account>),
     FinishDelete(Box<Account>),
     PushJidPassword(Box<Account>),
-    UndoBinding(bindings::Binding),
-    FinishUnbinding(bindings::Binding),
+    UndoBinding(Binding),
+    FinishUnbinding(Binding),
     /// Bound in the database, not (fully) on the server.
     Rebind {
-        binding: bindings::Binding,
+        binding: Binding,
         found: String,
     },
     /// On the server, not in the database.
@@ -147,19 +149,19 @@ pub async fn pending(app: &App, grace: u64) -> Result<Vec<Action>, Error> {
     let before = crate::clock::now() - grace as i64;
     let db = &app.db;
     let mut actions = Vec::new();
-    for a in accounts::in_state_before(db, "creating", before).await? {
+    for a in accounts::in_state_before(db, AccountState::Creating, before).await? {
         actions.push(Action::UndoCreate(Box::new(a)));
     }
-    for a in accounts::in_state_before(db, "deleting", before).await? {
+    for a in accounts::in_state_before(db, AccountState::Deleting, before).await? {
         actions.push(Action::FinishDelete(Box::new(a)));
     }
     for a in accounts::with_pending_jid_pwd(db, before).await? {
         actions.push(Action::PushJidPassword(Box::new(a)));
     }
-    for b in bindings::in_state_before(db, "binding", before).await? {
+    for b in bindings::in_state_before(db, BindingState::Binding, before).await? {
         actions.push(Action::UndoBinding(b));
     }
-    for b in bindings::in_state_before(db, "unbinding", before).await? {
+    for b in bindings::in_state_before(db, BindingState::Unbinding, before).await? {
         actions.push(Action::FinishUnbinding(b));
     }
     Ok(actions)
@@ -227,7 +229,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
                     let Some(other) = binding::counterpart_of(app, &me, &item.jid).await? else {
                         continue;
                     };
-                    let (owner, device) = if binding::is_device(&me) {
+                    let (owner, device) = if me.is_device() {
                         (other, me.clone())
                     } else {
                         (me.clone(), other)
@@ -294,7 +296,7 @@ pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
                 .decrypt(jid.as_str(), next)
                 .map_err(Error::Internal)?;
             app.provisioner.change_password(&jid, &password).await?;
-            accounts::commit_jid_pwd(&app.db, a.id, None, crate::clock::now()).await
+            accounts::commit_jid_pwd(&app.db, a.id, crate::clock::now()).await
         }
         Action::UndoBinding(b) | Action::FinishUnbinding(b) => {
             let mut sessions = Sessions::new(app);
@@ -427,9 +429,9 @@ async fn housekeeping(app: &App) {
     let now = crate::clock::now();
     let db = &app.db;
     let results = [
-        crate::signing::prune_nonces(db, now).await.err(),
-        crate::captcha::prune(db, now).await.err(),
-        bindings::prune_codes(db, now).await.err(),
+        crate::db::nonce::prune(db, now).await.err(),
+        crate::db::captcha::prune(db, now).await.err(),
+        crate::db::bind_code::prune(db, now).await.err(),
     ];
     for e in results.into_iter().flatten() {
         tracing::warn!(error = %e, "housekeeping failed");
@@ -440,56 +442,15 @@ async fn housekeeping(app: &App) {
     app.limits.prune();
 }
 
-/// SQL for `repair_attempt`: failed reconciler attempts per row and
-/// operation.
+/// Failed attempts per row and operation (table `repair_attempt`).
 pub mod attempts {
     use std::collections::HashSet;
 
-    use serde::Serialize;
-
     use super::Action;
-    use crate::db::Db;
+    use crate::db::{Db, repair_attempt};
     use crate::error::Error;
 
-    /// Longest `last_error` kept.
-    const MAX_ERROR_CHARS: usize = 500;
-
-    /// Counts a failure; returns the number of failures so far.
-    pub async fn record_failure(
-        db: &Db,
-        target: &str,
-        operation: &str,
-        error: &Error,
-        now: i64,
-    ) -> Result<i64, Error> {
-        let text: String = error.to_string().chars().take(MAX_ERROR_CHARS).collect();
-        let (attempts,): (i64,) = sqlx::query_as(
-            "insert into repair_attempt (target, operation, attempts, first_failed_at, \
-             last_failed_at, last_code, last_error) values (?, ?, 1, ?, ?, ?, ?) \
-             on conflict (target, operation) do update set attempts = attempts + 1, \
-             last_failed_at = excluded.last_failed_at, last_code = excluded.last_code, \
-             last_error = excluded.last_error returning attempts",
-        )
-        .bind(target)
-        .bind(operation)
-        .bind(now)
-        .bind(now)
-        .bind(error.code())
-        .bind(text)
-        .fetch_one(db)
-        .await?;
-        Ok(attempts)
-    }
-
-    /// Forgets the failures of a row's operation (it succeeded).
-    pub async fn clear(db: &Db, target: &str, operation: &str) -> Result<(), Error> {
-        sqlx::query("delete from repair_attempt where target = ? and operation = ?")
-            .bind(target)
-            .bind(operation)
-            .execute(db)
-            .await?;
-        Ok(())
-    }
+    pub use repair_attempt::{Stuck, clear, record_failure, stuck};
 
     /// Forgets the failures of `operations` whose row is not among
     /// `current` (the row left its pending state, or the drift is gone).
@@ -498,11 +459,7 @@ pub mod attempts {
             .iter()
             .map(|a| (a.target(), a.operation()))
             .collect();
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("select target, operation from repair_attempt")
-                .fetch_all(db)
-                .await?;
-        for (target, operation) in rows {
+        for (target, operation) in repair_attempt::all(db).await? {
             if operations.contains(&operation.as_str())
                 && !keep.contains(&(target.clone(), operation.as_str()))
             {
@@ -510,37 +467,5 @@ pub mod attempts {
             }
         }
         Ok(())
-    }
-
-    /// A row that has failed at least `reconcile.alert_after` times, as
-    /// `/readyz` shows it: no user names, JIDs or error texts.
-    #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-    pub struct Stuck {
-        pub row: String,
-        pub operation: String,
-        pub attempts: i64,
-        pub first_failed_at: i64,
-        pub last_failed_at: i64,
-        pub last_code: i64,
-    }
-
-    /// How many rows have failed at least `threshold` times, and the first
-    /// `limit` of them (most attempts first).
-    pub async fn stuck(db: &Db, threshold: i64, limit: i64) -> Result<(i64, Vec<Stuck>), Error> {
-        let (count,): (i64,) =
-            sqlx::query_as("select count(*) from repair_attempt where attempts >= ?")
-                .bind(threshold)
-                .fetch_one(db)
-                .await?;
-        let rows = sqlx::query_as::<_, Stuck>(
-            "select target as row, operation, attempts, first_failed_at, last_failed_at, \
-             last_code from repair_attempt where attempts >= ? \
-             order by attempts desc, target, operation limit ?",
-        )
-        .bind(threshold)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
-        Ok((count, rows))
     }
 }

@@ -302,33 +302,6 @@ pub fn valid_nonce(nonce: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Records a nonce; `false` when it was already used in its scope.
-pub async fn record_nonce(
-    db: &sqlx::SqlitePool,
-    scope: &str,
-    nonce: &str,
-    expires_at: i64,
-) -> Result<bool, Error> {
-    let r = sqlx::query(
-        "insert into nonce (scope, nonce, expires_at) values (?, ?, ?) on conflict do nothing",
-    )
-    .bind(scope)
-    .bind(nonce)
-    .bind(expires_at)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
-/// Forgets nonces whose `ts` has left the window.
-pub async fn prune_nonces(db: &sqlx::SqlitePool, now: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("delete from nonce where expires_at < ?")
-        .bind(now)
-        .execute(db)
-        .await?
-        .rows_affected())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

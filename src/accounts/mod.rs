@@ -6,8 +6,6 @@
 //! it `deleting` before the JID is deleted and removes it after. A crash at
 //! any point leaves a row the reconciler finishes or undoes.
 
-pub mod store;
-
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
@@ -18,12 +16,13 @@ use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
 use crate::config::AppKind;
 use crate::crypto::random_token;
+use crate::db::account as store;
+use crate::db::{Account, AccountState, NewAccount, UserType};
 use crate::error::Error;
-use crate::fields::{Des, DeviceType, Password, UserName, UserType, parse_name_list};
+use crate::fields::{Des, DeviceType, Password, UserName, parse_name_list};
 use crate::http::{ClientIp, Reply, Signed};
 use crate::ratelimit::address_key;
 use crate::xmpp::adhoc::AdminOutcome;
-use store::{Account, NewAccount};
 
 /// Most names in one look-up: a token-service `get_users`, and the most
 /// `rate_limits.get_users_max_names` may allow `/get_users`.
@@ -60,7 +59,7 @@ pub struct OwnUserInfo {
     pub jid: String,
     pub jid_pwd: String,
     #[serde(rename = "type")]
-    pub type_: i64,
+    pub type_: UserType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_type: Option<String>,
 }
@@ -72,7 +71,7 @@ pub struct PublicUserInfo {
     pub des: String,
     pub jid: String,
     #[serde(rename = "type")]
-    pub type_: i64,
+    pub type_: UserType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_type: Option<String>,
 }
@@ -142,7 +141,7 @@ pub async fn create(
         &app.db,
         &NewAccount {
             user_name: name.as_str(),
-            type_: ty.code(),
+            type_: ty,
             device_type: device_type.map(DeviceType::as_str),
             des: des.as_str(),
             password_hash: &hash,
@@ -174,7 +173,14 @@ pub async fn create(
         }
     }
     app.faults.point("register.after_provision").await?;
-    store::transition(&app.db, id, "creating", "active", crate::clock::now()).await?;
+    store::transition(
+        &app.db,
+        id,
+        AccountState::Creating,
+        AccountState::Active,
+        crate::clock::now(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -252,9 +258,9 @@ async fn check_credentials(
         // address pays.
         captcha::check(&app.db, p, cookie, crate::clock::now()).await?;
     }
-    let account = store::by_name(&app.db, name.as_str())
+    let account = store::active_by_name(&app.db, name.as_str())
         .await?
-        .filter(|a| a.state == "active" && a.type_ == ty.code());
+        .filter(|a| a.type_ == ty);
     // Known and unknown names run the same Argon2 verification.
     let stored = account.as_ref().map(|a| a.password_hash.clone());
     let password_ok = match app.verify_password(password.secret().clone(), stored).await {
@@ -340,7 +346,7 @@ async fn cancel(
 ) -> Result<Reply, Error> {
     let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
     delete_account(&app, &account).await?;
-    tracing::info!(user_type = account.type_, "account cancelled");
+    tracing::info!(user_type = account.type_.code(), "account cancelled");
     Ok(Reply::ok())
 }
 
@@ -350,7 +356,15 @@ async fn cancel(
 /// through, by the reconciler if need be.
 pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
     let now = crate::clock::now();
-    if !store::transition(&app.db, account.id, "active", "deleting", now).await? {
+    if !store::transition(
+        &app.db,
+        account.id,
+        AccountState::Active,
+        AccountState::Deleting,
+        now,
+    )
+    .await?
+    {
         return Err(Error::UnknownUser);
     }
     let jid = app.jid_of(account)?;
@@ -359,8 +373,8 @@ pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
             store::transition(
                 &app.db,
                 account.id,
-                "deleting",
-                "active",
+                AccountState::Deleting,
+                AccountState::Active,
                 crate::clock::now(),
             )
             .await?;
@@ -447,8 +461,8 @@ pub async fn lookup_users(
     let mut found = Vec::new();
     let mut unknown = Vec::new();
     for name in names {
-        match store::by_name(&app.db, name).await? {
-            Some(a) if a.state == "active" => found.push(PublicUserInfo::of(app, &a)?),
+        match store::active_by_name(&app.db, name).await? {
+            Some(a) => found.push(PublicUserInfo::of(app, &a)?),
             _ => unknown.push(name.clone()),
         }
     }
@@ -466,7 +480,7 @@ async fn change_password(
     let hash = app.hash_password(new_password.secret().clone()).await?;
     rotate_jid_password(&app, &account, Some(&hash)).await?;
     app.tokens.revoke_account(account.id).await?;
-    tracing::info!(user_type = account.type_, "password changed");
+    tracing::info!(user_type = account.type_.code(), "password changed");
     Ok(Reply::ok())
 }
 

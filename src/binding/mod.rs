@@ -14,8 +14,6 @@
 //! half-way leaves a row the reconciler undoes (`binding`) or finishes
 //! (`unbinding`).
 
-pub mod store;
-
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -25,10 +23,12 @@ use axum::routing::get;
 use serde::Serialize;
 use xmpp_parsers::jid::BareJid;
 
-use crate::accounts::store::{self as accounts, Account};
 use crate::app::App;
 use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
+use crate::db::account as accounts;
+use crate::db::binding as store;
+use crate::db::{Account, AccountState, Binding, BindingState, bind_code};
 use crate::error::{Error, Outcome};
 use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
 use crate::http::{ClientIp, Reply, Signed};
@@ -83,15 +83,9 @@ async fn authorized(app: &App, signed: &Signed) -> Result<Account, Error> {
             crate::clock::now(),
         )
         .await?;
-    accounts::by_id(&app.db, info.account_id)
+    accounts::active_by_id(&app.db, info.account_id)
         .await?
-        .filter(|a| a.state == "active")
         .ok_or(Error::AccessToken)
-}
-
-/// Devices are type 2; everyone else owns devices.
-pub fn is_device(a: &Account) -> bool {
-    a.type_ == 2
 }
 
 /// How one side names the other in its roster: its `des`, or its user name
@@ -121,14 +115,14 @@ fn code_hash(code: &str) -> [u8; 32] {
 
 async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
     let device = authorized(&app, &signed).await?;
-    if !is_device(&device) {
+    if !device.is_device() {
         return Err(Error::NotPermitted("only devices have bind codes"));
     }
     app.limits.bind_code.check(&device.id)?;
     let code = new_code();
     let ttl = app.config.binding.bind_code_ttl as i64;
     let expires_at = crate::clock::now() + ttl;
-    store::put_code(&app.db, device.id, &code_hash(&code), expires_at).await?;
+    bind_code::put(&app.db, device.id, &code_hash(&code), expires_at).await?;
     let uri = format!(
         "jidgate://bind?user_name={}&bind_code={code}&expires_at={expires_at}",
         crate::signing::encode(&device.user_name)
@@ -141,6 +135,7 @@ async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, 
 }
 
 /// Checks a device's bind code without using it up (code 111 if wrong).
+/// The guess takes one of the code's attempts before it is compared.
 async fn check_code(
     app: &App,
     ip: IpAddr,
@@ -156,14 +151,11 @@ async fn check_code(
         .filter(|c| !c.is_empty() && c.len() <= 16)
         .ok_or_else(fail)?;
     let hash = code_hash(code);
-    let Some((stored, expires_at, _)) = store::get_code(&app.db, device_id).await? else {
+    let now = crate::clock::now();
+    let Some(stored) = bind_code::attempt(&app.db, device_id, MAX_CODE_ATTEMPTS, now).await? else {
         return Err(fail());
     };
-    if crate::clock::now() >= expires_at {
-        return Err(fail());
-    }
-    if !ct_eq(&hash, &stored) {
-        store::count_wrong_code(&app.db, device_id, MAX_CODE_ATTEMPTS).await?;
+    if !ct_eq(&hash, &stored.code_hash) {
         return Err(fail());
     }
     Ok(hash)
@@ -307,7 +299,7 @@ pub async fn dissolve(
                     return Err(Error::Xmpp("roster item not removed".into()));
                 }
             }
-            Err(Error::JidPassword) if me.state == "deleting" => continue,
+            Err(Error::JidPassword) if me.state == AccountState::Deleting => continue,
             Err(e) => return Err(e),
         }
     }
@@ -315,7 +307,7 @@ pub async fn dissolve(
 }
 
 /// The two accounts of a binding row (in any state).
-pub async fn accounts_of(app: &App, b: &store::Binding) -> Result<(Account, Account), Error> {
+pub async fn accounts_of(app: &App, b: &Binding) -> Result<(Account, Account), Error> {
     let owner = accounts::by_id(&app.db, b.owner_id).await?;
     let device = accounts::by_id(&app.db, b.device_id).await?;
     match (owner, device) {
@@ -328,11 +320,7 @@ pub async fn accounts_of(app: &App, b: &store::Binding) -> Result<(Account, Acco
 }
 
 /// Unbinds a row fully: rosters, then the row.
-pub async fn unbind_row(
-    app: &App,
-    sessions: &mut Sessions<'_>,
-    b: &store::Binding,
-) -> Result<(), Error> {
+pub async fn unbind_row(app: &App, sessions: &mut Sessions<'_>, b: &Binding) -> Result<(), Error> {
     let (owner, device) = accounts_of(app, b).await?;
     store::mark_unbinding(&app.db, b.id, crate::clock::now()).await?;
     dissolve(app, sessions, &owner, &device).await?;
@@ -412,7 +400,7 @@ async fn set_binding(
         BindProof::None => vec![None; names.len()],
     };
     let owner = authorized(&app, &signed).await?;
-    if is_device(&owner) {
+    if owner.is_device() {
         return Err(Error::NotPermitted("devices do not bind; their owners do"));
     }
     let mut sessions = Sessions::new(&app);
@@ -433,29 +421,28 @@ async fn bind_one(
     name: &str,
     code: Option<&str>,
 ) -> Result<(), Error> {
-    let device = accounts::by_name(&app.db, name)
+    let device = accounts::active_by_name(&app.db, name)
         .await?
-        .filter(|a| a.state == "active")
         .ok_or(Error::UnknownUser)?;
     if device.id == owner.id {
         return Err(Error::NotPermitted("cannot bind oneself"));
     }
-    if !is_device(&device) {
+    if !device.is_device() {
         return Err(Error::NotPermitted("only devices can be bound"));
     }
     if store::of_pair(&app.db, owner.id, device.id)
         .await?
-        .is_some_and(|b| b.state == "bound")
+        .is_some_and(|b| b.state == BindingState::Bound)
     {
         return Err(Error::AlreadyBound);
     }
     if app.config.binding.proof == BindProof::BindCode {
         let hash = check_code(app, ip, device.id, code).await?;
-        if !store::take_code(&app.db, device.id, &hash).await? {
+        if !bind_code::take(&app.db, device.id, &hash).await? {
             return Err(Error::BindCode);
         }
     }
-    let id = store::begin_binding(&app.db, owner.id, device.id, crate::clock::now()).await?;
+    let id = store::begin(&app.db, owner.id, device.id, crate::clock::now()).await?;
     if let Err(e) = establish(app, sessions, owner, &device).await {
         // Leave nothing half-done if the server lets us; else the row stays
         // `binding` and the reconciler removes what was made.
@@ -465,7 +452,14 @@ async fn bind_one(
         }
         return Err(e);
     }
-    store::transition(&app.db, id, "binding", "bound", crate::clock::now()).await?;
+    store::transition(
+        &app.db,
+        id,
+        BindingState::Binding,
+        BindingState::Bound,
+        crate::clock::now(),
+    )
+    .await?;
     tracing::info!(binding = id, "bound");
     Ok(())
 }
@@ -490,14 +484,13 @@ async fn unbind_one(
     me: &Account,
     name: &str,
 ) -> Result<(), Error> {
-    let other = accounts::by_name(&app.db, name)
+    let other = accounts::active_by_name(&app.db, name)
         .await?
-        .filter(|a| a.state == "active")
         .ok_or(Error::UnknownUser)?;
     if other.id == me.id {
         return Err(Error::NotPermitted("cannot unbind oneself"));
     }
-    let (owner_id, device_id) = if is_device(me) {
+    let (owner_id, device_id) = if me.is_device() {
         (other.id, me.id)
     } else {
         (me.id, other.id)
@@ -540,14 +533,14 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
     let items = sessions.roster(&me).await;
     sessions.close().await;
     let items = items?;
-    let my_group = if is_device(&me) {
+    let my_group = if me.is_device() {
         GROUP_OWNERS
     } else {
         GROUP_DEVICES
     };
 
     // Every binding row of mine, by the other side's JID.
-    let mut rows: HashMap<BareJid, (Account, String)> = HashMap::new();
+    let mut rows: HashMap<BareJid, (Account, BindingState)> = HashMap::new();
     for b in store::of_account(&app.db, me.id).await? {
         let (owner, device) = accounts_of(&app, &b).await?;
         let other = if owner.id == me.id { device } else { owner };
@@ -568,11 +561,11 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
             .map(|a| a.user_name.clone())
             .unwrap_or_default();
         match rows.get(&item.jid) {
-            Some((_, db_state)) if db_state == "bound" && state.is_bound_in(my_group) => {}
+            Some((_, BindingState::Bound)) if state.is_bound_in(my_group) => {}
             Some((_, db_state)) => drift.push(Drift {
                 user_name: user_name.clone(),
                 jid: item.jid.to_string(),
-                database: db_state.clone(),
+                database: db_state.as_str().to_owned(),
                 xmpp: state.subscription.clone(),
             }),
             None => drift.push(Drift {
@@ -595,7 +588,7 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
             drift.push(Drift {
                 user_name: other.user_name.clone(),
                 jid: jid.to_string(),
-                database: db_state.clone(),
+                database: db_state.as_str().to_owned(),
                 xmpp: "missing".into(),
             });
         }
@@ -624,7 +617,7 @@ pub async fn counterpart_of(
     let Some(other) = accounts::by_jid_local(&app.db, node.as_str()).await? else {
         return Ok(None);
     };
-    Ok((is_device(&other) != is_device(me)).then_some(other))
+    Ok((other.is_device() != me.is_device()).then_some(other))
 }
 
 #[cfg(test)]

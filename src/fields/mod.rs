@@ -7,11 +7,9 @@ mod device_type;
 mod password;
 pub mod text;
 mod user_name;
-mod user_type;
 
 pub use des::Des;
 pub use device_type::DeviceType;
 pub use password::Password;
 pub use text::{RefusedChar, check_text, refused_char};
 pub use user_name::{UserName, parse_name_list, parse_string_list};
-pub use user_type::UserType;

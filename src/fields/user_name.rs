@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::UserType;
+use crate::db::account::UserType;
 use crate::error::Error;
 
 /// A user name valid for its type.

@@ -30,11 +30,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::config::{AppKind, TokenConfig};
 use crate::crypto::{random_token, sha256};
-use crate::db::Db;
+use crate::db::session::{self, NewPair, Refreshed};
+use crate::db::{Db, UserType};
 use crate::error::Error;
 use crate::faults::Faults;
 
@@ -49,7 +49,7 @@ pub struct TokenInfo {
     pub account_id: i64,
     pub session_id: i64,
     pub user_name: Arc<str>,
-    pub type_: i64,
+    pub type_: UserType,
     pub expires_at: i64,
     /// The app that logged in (and the only one that may use the token).
     pub app_id: Arc<str>,
@@ -61,26 +61,6 @@ pub struct TokenInfo {
 pub struct Caller<'a> {
     pub app_id: &'a str,
     pub kind: AppKind,
-}
-
-/// How a session stores its app's kind.
-fn kind_text(kind: AppKind) -> &'static str {
-    match kind {
-        AppKind::App => "app",
-        AppKind::Device => "device",
-        AppKind::Service => "service",
-    }
-}
-
-fn kind_of(text: &str) -> Result<AppKind, Error> {
-    match text {
-        "app" => Ok(AppKind::App),
-        "device" => Ok(AppKind::Device),
-        "service" => Ok(AppKind::Service),
-        other => Err(Error::internal(anyhow::anyhow!(
-            "session with app kind {other:?}"
-        ))),
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +79,7 @@ pub fn reply_tail(info: &TokenInfo) -> Vec<u8> {
     out.extend_from_slice(b",\"validate\":true,\"user_name\":");
     serde_json::to_writer(&mut out, &*info.user_name).expect("strings serialize");
     out.extend_from_slice(b",\"type\":");
-    out.extend_from_slice(itoa::Buffer::new().format(info.type_).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(info.type_.code()).as_bytes());
     out.extend_from_slice(b",\"expires_at\":");
     out.extend_from_slice(itoa::Buffer::new().format(info.expires_at).as_bytes());
     out.extend_from_slice(b",\"app_id\":");
@@ -140,6 +120,23 @@ pub struct Issued {
     pub expires_at: i64,
     pub refresh_token: String,
     pub refresh_expires_at: i64,
+}
+
+/// The stored digests of a fresh pair.
+struct PairHashes {
+    access: [u8; 32],
+    refresh: [u8; 32],
+}
+
+impl PairHashes {
+    fn pair<'a>(&'a self, issued: &Issued) -> NewPair<'a> {
+        NewPair {
+            access_hash: &self.access,
+            access_expires_at: issued.expires_at,
+            refresh_hash: &self.refresh,
+            refresh_expires_at: issued.refresh_expires_at,
+        }
+    }
 }
 
 /// Token issue, verification, refresh and revocation.
@@ -185,67 +182,38 @@ impl Tokens {
     /// with a new token pair. Past the account's session cap, the sessions
     /// least recently opened or refreshed end.
     pub async fn issue(&self, account_id: i64, app: Caller<'_>, now: i64) -> Result<Issued, Error> {
-        let mut tx = self.db.begin().await?;
-        let session_id = sqlx::query(
-            "insert into session (account_id, app_id, app_kind, created_at, expires_at) \
-             values (?, ?, ?, ?, ?)",
+        let (issued, hashes) = self.new_pair(now);
+        let (_, evicted) = session::open(
+            &self.db,
+            account_id,
+            app.app_id,
+            app.kind,
+            now,
+            now + self.refresh_ttl,
+            &hashes.pair(&issued),
+            self.max_sessions,
         )
-        .bind(account_id)
-        .bind(app.app_id)
-        .bind(kind_text(app.kind))
-        .bind(now)
-        .bind(now + self.refresh_ttl)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        let issued = self.insert_pair(&mut tx, session_id, now).await?;
-        let evicted: Vec<i64> = sqlx::query_scalar(
-            "delete from session where account_id = ? and id not in \
-             (select id from session where account_id = ? order by expires_at desc, id desc limit ?) \
-             returning id",
-        )
-        .bind(account_id)
-        .bind(account_id)
-        .bind(self.max_sessions)
-        .fetch_all(&mut *tx)
         .await?;
-        tx.commit().await?;
         if !evicted.is_empty() {
             self.forget(|c| evicted.contains(&c.info.session_id));
         }
         Ok(issued)
     }
 
-    async fn insert_pair(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        session_id: i64,
-        now: i64,
-    ) -> Result<Issued, Error> {
-        let access = format!("{ACCESS_PREFIX}{}", random_token::<32>());
-        let refresh = format!("{REFRESH_PREFIX}{}", random_token::<32>());
+    /// A fresh token pair and the digests that are stored.
+    fn new_pair(&self, now: i64) -> (Issued, PairHashes) {
         let issued = Issued {
             expires_in: self.access_ttl,
             expires_at: now + self.access_ttl,
             refresh_expires_at: now + self.refresh_ttl,
-            access_token: access,
-            refresh_token: refresh,
+            access_token: format!("{ACCESS_PREFIX}{}", random_token::<32>()),
+            refresh_token: format!("{REFRESH_PREFIX}{}", random_token::<32>()),
         };
-        for (token, kind, expires) in [
-            (&issued.access_token, "access", issued.expires_at),
-            (&issued.refresh_token, "refresh", issued.refresh_expires_at),
-        ] {
-            sqlx::query(
-                "insert into token (hash, session_id, kind, expires_at) values (?, ?, ?, ?)",
-            )
-            .bind(&sha256(token.as_bytes())[..])
-            .bind(session_id)
-            .bind(kind)
-            .bind(expires)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Ok(issued)
+        let hashes = PairHashes {
+            access: sha256(issued.access_token.as_bytes()),
+            refresh: sha256(issued.refresh_token.as_bytes()),
+        };
+        (issued, hashes)
     }
 
     /// Answers from memory when it can, handing the answer (and its encoded
@@ -293,28 +261,20 @@ impl Tokens {
     pub async fn lookup(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
         let hash = sha256(token.as_bytes());
         let generation = self.generation.load(Ordering::SeqCst);
-        let row = sqlx::query(
-            "select t.expires_at, s.id as session_id, s.app_id, s.app_kind, \
-             a.id as account_id, a.user_name, a.type \
-             from token t join session s on s.id = t.session_id join account a on a.id = s.account_id \
-             where t.hash = ? and t.kind = 'access' and a.state = 'active'",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&self.db)
-        .await?;
+        let row = session::access_token(&self.db, &hash).await?;
         self.faults.point("tokens.lookup.after_read").await?;
         let Some(row) = row else {
             self.cache.remove(&hash);
             return Err(Error::AccessToken);
         };
         let info = TokenInfo {
-            account_id: row.get("account_id"),
-            session_id: row.get("session_id"),
-            user_name: Arc::from(row.get::<String, _>("user_name")),
-            type_: row.get("type"),
-            expires_at: row.get("expires_at"),
-            app_id: Arc::from(row.get::<String, _>("app_id")),
-            app_kind: kind_of(row.get::<&str, _>("app_kind"))?,
+            account_id: row.account_id,
+            session_id: row.session_id,
+            user_name: Arc::from(row.user_name),
+            type_: row.type_,
+            expires_at: row.expires_at,
+            app_id: Arc::from(row.app_id),
+            app_kind: row.app_kind,
         };
         if now >= info.expires_at {
             return Err(Error::AccessTokenExpired);
@@ -368,10 +328,7 @@ impl Tokens {
         now: i64,
     ) -> Result<(), Error> {
         let info = self.authorize(token, caller, user_name, now).await?;
-        sqlx::query("delete from session where id = ?")
-            .bind(info.session_id)
-            .execute(&self.db)
-            .await?;
+        session::end(&self.db, info.session_id).await?;
         self.forget_session(info.session_id);
         Ok(())
     }
@@ -391,74 +348,38 @@ impl Tokens {
             return Err(Error::RefreshToken);
         }
         let hash = sha256(refresh_token.as_bytes());
-        let mut tx = self.db.begin().await?;
-        // Claim the token first (a write), so two concurrent refreshes cannot
-        // both succeed.
-        let claimed = sqlx::query(
-            "update token set used = 1 where hash = ? and kind = 'refresh' and used = 0 and expires_at > ?",
+        let (issued, hashes) = self.new_pair(now);
+        let refreshed = session::refresh(
+            &self.db,
+            &hash,
+            now,
+            &hashes.pair(&issued),
+            now + self.refresh_ttl,
+            |t| owned_by(&t.app_id, t.app_kind, &t.user_name, caller, user_name),
         )
-        .bind(&hash[..])
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let row = sqlx::query(
-            "select t.session_id, s.account_id, s.app_id, s.app_kind, a.user_name \
-             from token t join session s on s.id = t.session_id \
-             join account a on a.id = s.account_id \
-             where t.hash = ? and t.kind = 'refresh' and a.state = 'active'",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Err(Error::RefreshToken);
-        };
-        let session_id: i64 = row.get("session_id");
-        let account_id: i64 = row.get("account_id");
-        let kind = kind_of(row.get::<&str, _>("app_kind"))?;
-        if !owned_by(
-            row.get::<&str, _>("app_id"),
-            kind,
-            row.get::<&str, _>("user_name"),
-            caller,
-            user_name,
-        ) {
-            // Someone else's: the transaction rolls back, the claim with it.
-            return Err(Error::AccessToken);
+        match refreshed {
+            Refreshed::Renewed {
+                session_id,
+                account_id,
+            } => {
+                self.forget_session(session_id);
+                Ok((issued, account_id))
+            }
+            Refreshed::Unknown => Err(Error::RefreshToken),
+            // Someone else's: nothing changed.
+            Refreshed::NotOwned => Err(Error::AccessToken),
+            // Used (or expired): the session is ended.
+            Refreshed::Ended { session_id } => {
+                self.forget_session(session_id);
+                Err(Error::RefreshToken)
+            }
         }
-        if !claimed {
-            // Used (or expired): end the session.
-            sqlx::query("delete from session where id = ?")
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            self.forget_session(session_id);
-            return Err(Error::RefreshToken);
-        }
-        sqlx::query("delete from token where session_id = ? and kind = 'access'")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("update session set expires_at = ? where id = ?")
-            .bind(now + self.refresh_ttl)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        let issued = self.insert_pair(&mut tx, session_id, now).await?;
-        tx.commit().await?;
-        self.forget_session(session_id);
-        Ok((issued, account_id))
     }
 
     /// Revokes every session of an account (cancel, password change).
     pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
-        sqlx::query("delete from session where account_id = ?")
-            .bind(account_id)
-            .execute(&self.db)
-            .await?;
+        session::end_all(&self.db, account_id).await?;
         self.forget(|c| c.info.account_id == account_id);
         Ok(())
     }
@@ -477,14 +398,7 @@ impl Tokens {
 
     /// Deletes expired tokens and sessions; drops expired cache entries.
     pub async fn prune(&self, now: i64) -> Result<(), Error> {
-        sqlx::query("delete from token where expires_at <= ?")
-            .bind(now)
-            .execute(&self.db)
-            .await?;
-        sqlx::query("delete from session where expires_at <= ?")
-            .bind(now)
-            .execute(&self.db)
-            .await?;
+        session::prune(&self.db, now).await?;
         self.cache.retain(|_, c| c.info.expires_at > now);
         Ok(())
     }

@@ -41,10 +41,10 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::{MAX_LOOKUP_NAMES, lookup_users};
 use crate::app::App;
 use crate::config::AppKind;
+use crate::db::nonce;
 use crate::error::Error;
 use crate::fields::parse_name_list;
 use crate::params::{Params, strict_json};
-use crate::signing::record_nonce;
 
 /// Connections over the cap that may be told "busy" at once (the rest are
 /// just closed).
@@ -894,9 +894,7 @@ impl Connection {
         }
         let nonce = params.required("nonce")?;
         let expires = ts + self.app.keyring.window() as i64;
-        if !record_nonce(&self.app.db, &verified.nonce_scope, nonce, expires).await? {
-            return Err(Error::NonceReused);
-        }
+        nonce::spend(&self.app.db, &verified.nonce_scope, nonce, expires).await?;
         Ok(verified.app_id)
     }
 }
@@ -925,7 +923,7 @@ mod tests {
             account_id: 1,
             session_id: 1,
             user_name: Arc::from("SN\"1"),
-            type_: 2,
+            type_: crate::db::UserType::Device,
             expires_at: 99,
             app_id: Arc::from("lamp"),
             app_kind: crate::config::AppKind::Device,
