@@ -5,9 +5,8 @@
 //! - [`Budget`] (our own GCRA) is taken *before* the work it pays for and
 //!   can be given back after: failed logins per address and per device, the
 //!   captcha-free logins of an account, `/get_users` names per account and
-//!   per address. Concurrent requests cannot overspend it, and it keeps at
-//!   most a fixed number of keys;
-//! - [`FailureLimiter`] counts failures after the fact (wrong bind codes).
+//!   per address, wrong bind codes per address. Concurrent requests cannot
+//!   overspend it, and it keeps at most a fixed number of keys.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -16,7 +15,6 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -50,52 +48,6 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     fn prune(&self) {
-        self.inner.retain_recent();
-        self.inner.shrink_to_fit();
-    }
-}
-
-/// Counts failures only: `check` before an attempt, `fail` after one failed.
-/// Once failures exceed the quota, attempts are refused until it recovers.
-pub struct FailureLimiter<K: Hash + Eq + Clone> {
-    inner: DefaultKeyedRateLimiter<K>,
-    blocked: DashMap<K, Instant>,
-}
-
-impl<K: Hash + Eq + Clone> FailureLimiter<K> {
-    pub fn per_minute(n: u32) -> FailureLimiter<K> {
-        FailureLimiter {
-            inner: DefaultKeyedRateLimiter::keyed(quota(n)),
-            blocked: DashMap::new(),
-        }
-    }
-
-    pub fn check(&self, key: &K) -> Result<(), Error> {
-        if let Some(until) = self.blocked.get(key).map(|e| *e.value()) {
-            let now = Instant::now();
-            if until > now {
-                return Err(Error::RateLimited {
-                    retry_after: (until - now).as_secs().max(1),
-                });
-            }
-            self.blocked.remove(key);
-        }
-        Ok(())
-    }
-
-    pub fn fail(&self, key: &K) {
-        if let Err(not_until) = self.inner.check_key(key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.blocked.insert(
-                key.clone(),
-                Instant::now() + wait.max(Duration::from_secs(1)),
-            );
-        }
-    }
-
-    fn prune(&self) {
-        let now = Instant::now();
-        self.blocked.retain(|_, until| *until > now);
         self.inner.retain_recent();
         self.inner.shrink_to_fit();
     }
@@ -317,7 +269,8 @@ pub struct Limits {
     pub get_users_account: Budget<i64>,
     pub roster_read: Limiter<i64>,
     pub bind_code: Limiter<i64>,
-    pub bind_code_fail_ip: FailureLimiter<IpAddr>,
+    /// Wrong bind codes per client address.
+    pub bind_code_fail_ip: Budget<IpAddr>,
 }
 
 impl Limits {
@@ -332,7 +285,7 @@ impl Limits {
             get_users_account: Budget::per_minute(cfg.get_users_names_per_account_per_minute),
             roster_read: Limiter::per_minute(cfg.get_user_banding_per_account_per_minute),
             bind_code: Limiter::per_minute(cfg.bind_code_per_minute),
-            bind_code_fail_ip: FailureLimiter::per_minute(cfg.failed_bind_code_per_ip_per_minute),
+            bind_code_fail_ip: Budget::per_minute(cfg.failed_bind_code_per_ip_per_minute),
         }
     }
 
@@ -485,22 +438,5 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(address_key(mapped), v4);
         assert_eq!(address_key(v4), v4);
-    }
-
-    #[test]
-    fn failure_limiter_counts_only_failures() {
-        let l = FailureLimiter::<u8>::per_minute(2);
-        for _ in 0..10 {
-            l.check(&1).unwrap();
-        }
-        l.fail(&1);
-        l.fail(&1);
-        l.check(&1).unwrap();
-        l.fail(&1);
-        match l.check(&1) {
-            Err(Error::RateLimited { retry_after }) => assert!(retry_after >= 1),
-            other => panic!("{other:?}"),
-        }
-        l.check(&2).unwrap();
     }
 }

@@ -32,6 +32,7 @@ use crate::db::{Account, AccountState, Binding, BindingState, bind_code};
 use crate::error::{Error, Outcome};
 use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
 use crate::http::{ClientIp, Reply, Signed};
+use crate::ratelimit::address_key;
 use crate::xmpp::Session;
 use crate::xmpp::roster::{self, ItemState};
 
@@ -135,29 +136,36 @@ async fn get_bind_code(State(app): State<App>, signed: Signed) -> Result<Reply, 
 }
 
 /// Checks a device's bind code without using it up (code 111 if wrong).
-/// The guess takes one of the code's attempts before it is compared.
+///
+/// Every guess is paid for before it is compared, so that concurrent
+/// guesses cannot overspend either limit: it takes a share of its client
+/// address's budget (`failed_bind_code_per_ip_per_minute`, given back if the
+/// code is right; 9 once spent) and one of the code's own five attempts.
 async fn check_code(
     app: &App,
     ip: IpAddr,
     device_id: i64,
     code: Option<&str>,
 ) -> Result<[u8; 32], Error> {
-    app.limits.bind_code_fail_ip.check(&ip)?;
-    let fail = || {
-        app.limits.bind_code_fail_ip.fail(&ip);
-        Error::BindCode
-    };
+    let share = app.limits.bind_code_fail_ip.reserve(&address_key(ip), 1)?;
     let code = code
         .filter(|c| !c.is_empty() && c.len() <= 16)
-        .ok_or_else(fail)?;
+        .ok_or(Error::BindCode)?;
     let hash = code_hash(code);
     let now = crate::clock::now();
-    let Some(stored) = bind_code::attempt(&app.db, device_id, MAX_CODE_ATTEMPTS, now).await? else {
-        return Err(fail());
+    let stored = match bind_code::attempt(&app.db, device_id, MAX_CODE_ATTEMPTS, now).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(Error::BindCode),
+        Err(e) => {
+            // Nothing was compared.
+            share.refund();
+            return Err(e);
+        }
     };
     if !ct_eq(&hash, &stored.code_hash) {
-        return Err(fail());
+        return Err(Error::BindCode);
     }
+    share.refund();
     Ok(hash)
 }
 
