@@ -132,7 +132,11 @@ pub async fn check(
         return Err(Error::VerifyCode);
     };
     let given = answer.trim().to_lowercase();
-    if now >= expires_at || !ct_eq(given.as_bytes(), expected.as_bytes()) {
+    // Times are whole seconds: a captcha drawn during second t is good
+    // through second t + ttl, so it lives at least `ttl` seconds (and less
+    // than ttl + 1), never less, however close to the end of its second it
+    // was drawn.
+    if now > expires_at || !ct_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(Error::VerifyCode);
     }
     Ok(())

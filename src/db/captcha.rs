@@ -35,9 +35,10 @@ pub async fn take(db: &Db, id: &str) -> Result<Option<Captcha>, Error> {
     .await)?)
 }
 
-/// Deletes expired captchas.
+/// Deletes captchas that can no longer be answered (their last second,
+/// `expires_at`, is over).
 pub async fn prune(db: &Db, now: i64) -> Result<u64, Error> {
-    let r = on_pool!(db, pool => sqlx::query("delete from captcha where expires_at <= $1")
+    let r = on_pool!(db, pool => sqlx::query("delete from captcha where expires_at < $1")
         .bind(now)
         .execute(pool)
         .await)?;
