@@ -1,6 +1,6 @@
-//! Secrets at rest and random values: Argon2id account password hashes
-//! (computed on a bounded pool of threads), XChaCha20-Poly1305 for JID
-//! passwords, random tokens, SHA-256 digests.
+//! Account passwords: Argon2id hashes, computed on a bounded pool of
+//! threads so that no flood of logins can take more memory or cores than
+//! configured.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -9,38 +9,11 @@ use std::sync::{Arc, Mutex};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::random_token;
 use crate::config::PasswordConfig;
 use crate::error::Error;
-
-/// `n` random bytes from the operating system.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).expect("the operating system has no random source");
-    buf
-}
-
-/// A random URL-safe string carrying `N` bytes of entropy.
-pub fn random_token<const N: usize>() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<N>())
-}
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
-
-/// Constant-time equality of two byte strings.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
 
 /// Hashes and verifies account passwords with Argon2id.
 #[derive(Clone)]
@@ -251,59 +224,6 @@ fn worker(rx: &Mutex<Receiver<Job>>, hasher: &PasswordHasher) {
     }
 }
 
-/// Encrypts JID passwords at rest, bound to their JID (AAD) so a ciphertext
-/// copied to another row does not decrypt.
-#[derive(Clone)]
-pub struct JidCipher {
-    cipher: XChaCha20Poly1305,
-}
-
-impl JidCipher {
-    pub fn new(key: &[u8; 32]) -> JidCipher {
-        JidCipher {
-            cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"),
-        }
-    }
-
-    /// nonce (24 bytes) || ciphertext || tag.
-    pub fn encrypt(&self, jid: &str, password: &SecretString) -> Vec<u8> {
-        let nonce_bytes = random_bytes::<24>();
-        let nonce = XNonce::try_from(&nonce_bytes[..]).expect("24 bytes");
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: password.expose_secret().as_bytes(),
-                    aad: jid.as_bytes(),
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption of a short message");
-        let mut out = Vec::with_capacity(24 + sealed.len());
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(&sealed);
-        out
-    }
-
-    pub fn decrypt(&self, jid: &str, blob: &[u8]) -> anyhow::Result<SecretString> {
-        anyhow::ensure!(blob.len() > 24, "JID password ciphertext too short");
-        let nonce = XNonce::try_from(&blob[..24]).expect("24 bytes");
-        let plain = self
-            .cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &blob[24..],
-                    aad: jid.as_bytes(),
-                },
-            )
-            .map_err(|_| {
-                anyhow::anyhow!("JID password does not decrypt (wrong secrets.jid_key?)")
-            })?;
-        Ok(SecretString::from(String::from_utf8(plain)?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,31 +295,5 @@ mod tests {
         assert!(!h.verify("correct horsf", Some(&stored)));
         assert!(!h.verify("correct horse", Some("not a hash")));
         assert!(!h.verify("anything", None));
-    }
-
-    #[test]
-    fn jid_passwords_round_trip_and_are_bound_to_their_jid() {
-        let c = JidCipher::new(&[7u8; 32]);
-        let pw = SecretString::from("s3cret-jid-password".to_owned());
-        let blob = c.encrypt("d.abc@localhost", &pw);
-        assert!(!blob.windows(6).any(|w| w == b"s3cret"));
-        let back = c.decrypt("d.abc@localhost", &blob).unwrap();
-        assert_eq!(back.expose_secret(), "s3cret-jid-password");
-        assert!(c.decrypt("d.other@localhost", &blob).is_err());
-        assert!(
-            JidCipher::new(&[8u8; 32])
-                .decrypt("d.abc@localhost", &blob)
-                .is_err()
-        );
-        let mut tampered = blob.clone();
-        *tampered.last_mut().unwrap() ^= 1;
-        assert!(c.decrypt("d.abc@localhost", &tampered).is_err());
-    }
-
-    #[test]
-    fn random_tokens_differ() {
-        let a = random_token::<32>();
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, random_token::<32>());
     }
 }
