@@ -319,7 +319,7 @@ mod tests {
         let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let all = || pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let keyring = Keyring::new(&config.apps, 300);
-        let (who, _) = keyring
+        let who = keyring
             .verify(Some("/get_bind_code"), get, all(), now)
             .unwrap();
         assert_eq!(who.app_id, "lamp");

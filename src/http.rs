@@ -80,23 +80,16 @@ impl FromRequest<App> for Signed {
         let path = req.uri().path().to_owned();
         let params = Params::from_request(req, app).await?;
         let now = crate::clock::now();
-        let (verified, ts) =
-            app.keyring
-                .verify(Some(&path), |n| params.get(n), params.iter(), now)?;
-        let Verified {
-            app_id,
-            kind,
-            key,
-            nonce_scope,
-        } = verified;
-        let nonce = params.required("nonce")?;
+        let verified = app
+            .keyring
+            .verify(Some(&path), |n| params.get(n), params.iter(), now)?;
         // From here on the answer is signed and echoes the nonce, errors
         // included.
         if let Some(slot) = slot {
-            let _ = slot.0.set((key, nonce.to_owned()));
+            let _ = slot.0.set((verified.key.clone(), verified.nonce.clone()));
         }
-        let expires = ts + app.keyring.window() as i64;
-        nonce::spend(&app.db, &nonce_scope, nonce, expires).await?;
+        nonce::spend(&app.db, &verified).await?;
+        let Verified { app_id, kind, .. } = verified;
         Ok(Signed {
             app_id,
             kind,

@@ -3,18 +3,20 @@
 
 use super::Db;
 use crate::error::Error;
+use crate::signing::Verified;
 
-/// Spends a request's nonce: code 11 if it was already used in its scope.
-/// The one check both the register API and the token service hello make,
-/// after the signature (so a forged request cannot use up a nonce).
-pub async fn spend(db: &Db, scope: &str, nonce: &str, expires_at: i64) -> Result<(), Error> {
+/// Spends the nonce of a request whose signature checked out: code 11 if
+/// it was already used in its scope. The one check the register API and the
+/// token service hello both make, after the signature (so a forged request
+/// cannot use up someone's nonce).
+pub async fn spend(db: &Db, verified: &Verified) -> Result<(), Error> {
     let r = on_pool!(db, pool => sqlx::query(
         "insert into nonce (scope, nonce, expires_at) values ($1, $2, $3) \
          on conflict do nothing",
     )
-    .bind(scope)
-    .bind(nonce)
-    .bind(expires_at)
+    .bind(&verified.nonce_scope)
+    .bind(&verified.nonce)
+    .bind(verified.nonce_expires_at)
     .execute(pool)
     .await)?;
     if r.rows_affected() == 1 {

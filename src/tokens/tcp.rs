@@ -885,16 +885,14 @@ impl Connection {
         let params = Params::from_json_bytes(line)?;
         let now = crate::clock::now();
         // The hello's text has no path line: it covers `cmd=hello` instead.
-        let (verified, ts) =
-            self.app
-                .keyring
-                .verify(None, |n| params.get(n), params.iter(), now)?;
+        let verified = self
+            .app
+            .keyring
+            .verify(None, |n| params.get(n), params.iter(), now)?;
         if verified.kind != AppKind::Service {
             return Err(Error::UnknownApp);
         }
-        let nonce = params.required("nonce")?;
-        let expires = ts + self.app.keyring.window() as i64;
-        nonce::spend(&self.app.db, &verified.nonce_scope, nonce, expires).await?;
+        nonce::spend(&self.app.db, &verified).await?;
         Ok(verified.app_id)
     }
 }
