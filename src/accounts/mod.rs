@@ -24,10 +24,6 @@ use crate::http::{ClientIp, Reply, Signed};
 use crate::ratelimit::address_key;
 use crate::xmpp::adhoc::AdminOutcome;
 
-/// Most names in one look-up: a token-service `get_users`, and the most
-/// `rate_limits.get_users_max_names` may allow `/get_users`.
-pub const MAX_LOOKUP_NAMES: usize = 100;
-
 pub fn router() -> Router<App> {
     Router::new()
         .route("/register", get(register).post(register))

@@ -38,9 +38,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::accounts::{MAX_LOOKUP_NAMES, lookup_users};
+use crate::accounts::lookup_users;
 use crate::app::App;
-use crate::config::AppKind;
+use crate::config::{AppKind, MAX_LOOKUP_NAMES};
 use crate::db::nonce;
 use crate::error::Error;
 use crate::fields::parse_name_list;
