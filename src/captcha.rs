@@ -14,11 +14,11 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::api::ClientIp;
 use crate::app::App;
 use crate::crypto::{ct_eq, random_token};
 use crate::db::{self, Db};
 use crate::error::Error;
-use crate::http::ClientIp;
 use crate::params::Params;
 
 /// Characters drawn: none of the pairs a person confused in this font under

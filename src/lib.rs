@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod api;
 pub mod app;
 pub mod binding;
 pub mod captcha;
@@ -20,7 +21,6 @@ pub mod db;
 pub mod error;
 pub mod faults;
 pub mod fields;
-pub mod http;
 pub mod params;
 pub mod provisioner;
 pub mod ratelimit;
@@ -61,7 +61,7 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(http::finish_answers))
+        .layer(axum::middleware::from_fn(api::finish_answers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -279,7 +279,7 @@ impl Drop for InProgress {
 }
 
 /// The router as a hyper service, with the peer's address for
-/// [`crate::http::ClientIp`].
+/// [`crate::api::ClientIp`].
 #[derive(Clone)]
 struct Service {
     router: Router,

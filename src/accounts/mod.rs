@@ -12,6 +12,7 @@ use axum::routing::get;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use crate::api::{ClientIp, Reply, Signed};
 use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
 use crate::config::AppKind;
@@ -20,7 +21,6 @@ use crate::db::account as store;
 use crate::db::{Account, AccountState, NewAccount, UserType};
 use crate::error::Error;
 use crate::fields::{Des, DeviceType, Password, UserName, parse_name_list};
-use crate::http::{ClientIp, Reply, Signed};
 use crate::ratelimit::address_key;
 use crate::xmpp::adhoc::AdminOutcome;
 

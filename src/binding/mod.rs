@@ -23,6 +23,7 @@ use axum::routing::get;
 use serde::Serialize;
 use xmpp_parsers::jid::BareJid;
 
+use crate::api::{ClientIp, Reply, Signed};
 use crate::app::App;
 use crate::config::{AppKind, BindProof};
 use crate::crypto::{ct_eq, random_bytes, sha256};
@@ -31,7 +32,6 @@ use crate::db::binding as store;
 use crate::db::{Account, AccountState, Binding, BindingState, bind_code};
 use crate::error::{Error, Outcome};
 use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
-use crate::http::{ClientIp, Reply, Signed};
 use crate::ratelimit::address_key;
 use crate::xmpp::Session;
 use crate::xmpp::roster::{self, ItemState};

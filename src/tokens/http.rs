@@ -5,10 +5,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
+use crate::api::{Reply, Signed};
 use crate::app::App;
 use crate::config::AppKind;
 use crate::error::Error;
-use crate::http::{Reply, Signed};
 
 pub fn router() -> Router<App> {
     Router::new()
