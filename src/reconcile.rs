@@ -271,12 +271,12 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
 pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
     match action {
         Action::UndoCreate(a) => {
-            let jid = app.jid_of(a)?;
+            let jid = a.jid(app.domain())?;
             app.provisioner.delete_user(&jid).await?;
             accounts::delete(&app.db, a.id).await
         }
         Action::FinishDelete(a) => {
-            let jid = app.jid_of(a)?;
+            let jid = a.jid(app.domain())?;
             app.provisioner.delete_user(&jid).await?;
             app.tokens.revoke_account(a.id).await?;
             if binding::forget_account(app, a).await? {
@@ -290,7 +290,7 @@ pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
             let Some(next) = &a.jid_pwd_next else {
                 return Ok(());
             };
-            let jid = app.jid_of(a)?;
+            let jid = a.jid(app.domain())?;
             let password = app
                 .jid_cipher
                 .decrypt(jid.as_str(), next)

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
 use crate::config::AppKind;
 use crate::crypto::random_token;
-use crate::db::account as store;
+use crate::db::account::{self as store, self as account};
 use crate::db::{Account, AccountState, NewAccount, UserType};
 use crate::error::Error;
 use crate::fields::{Des, DeviceType, Password, UserName, parse_name_list};
@@ -77,7 +77,7 @@ impl PublicUserInfo {
         Ok(PublicUserInfo {
             user_name: a.user_name.clone(),
             des: a.des.clone(),
-            jid: app.jid_of(a)?.to_string(),
+            jid: a.jid(app.domain())?.to_string(),
             type_: a.type_,
             device_type: a.device_type.clone(),
         })
@@ -128,9 +128,9 @@ pub async fn create(
     des: &Des,
     device_type: Option<&DeviceType>,
 ) -> Result<(), Error> {
-    let hash = app.hash_password(password).await?;
+    let hash = app.hasher.hash(password).await?;
     let local = new_localpart(ty);
-    let jid = app.jid_from_local(&local)?;
+    let jid = account::jid(&local, app.domain())?;
     let jid_pwd = SecretString::from(random_token::<24>());
     let enc = app.jid_cipher.encrypt(jid.as_str(), &jid_pwd);
     let id = store::insert_creating(
@@ -259,7 +259,7 @@ async fn check_credentials(
         .filter(|a| a.type_ == ty);
     // Known and unknown names run the same Argon2 verification.
     let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let password_ok = match app.verify_password(password.secret().clone(), stored).await {
+    let password_ok = match app.hasher.verify(password.secret().clone(), stored).await {
         Ok(ok) => ok,
         Err(e) => {
             // Busy (or a pool failure): nothing was checked.
@@ -311,7 +311,11 @@ async fn login(
     signed: Signed,
 ) -> Result<Reply, Error> {
     let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
-    let jid_pwd = app.jid_password(&account)?;
+    let jid = account.jid(app.domain())?;
+    let jid_pwd = app
+        .jid_cipher
+        .decrypt(jid.as_str(), &account.jid_pwd_enc)
+        .map_err(Error::Internal)?;
     let issued = app
         .tokens
         .issue(account.id, signed.caller(), crate::clock::now())
@@ -320,7 +324,7 @@ async fn login(
     let info = OwnUserInfo {
         user_name: account.user_name.clone(),
         des: account.des.clone(),
-        jid: app.jid_of(&account)?.to_string(),
+        jid: jid.to_string(),
         jid_pwd: jid_pwd.expose_secret().to_owned(),
         type_: account.type_,
         device_type: account.device_type.clone(),
@@ -363,7 +367,7 @@ pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
     {
         return Err(Error::UnknownUser);
     }
-    let jid = app.jid_of(account)?;
+    let jid = account.jid(app.domain())?;
     if let Err(e) = app.provisioner.delete_user(&jid).await {
         if e.not_sent() {
             store::transition(
@@ -473,7 +477,7 @@ async fn change_password(
 ) -> Result<Reply, Error> {
     let new_password = Password::parse(signed.params.required("new_password")?)?;
     let (account, _) = check_credentials(&app, &signed, ip, &cookie).await?;
-    let hash = app.hash_password(new_password.secret().clone()).await?;
+    let hash = app.hasher.hash(new_password.secret().clone()).await?;
     rotate_jid_password(&app, &account, Some(&hash)).await?;
     app.tokens.revoke_account(account.id).await?;
     tracing::info!(user_type = account.type_.code(), "password changed");
@@ -494,7 +498,7 @@ pub async fn rotate_jid_password(
     account: &Account,
     password_hash: Option<&str>,
 ) -> Result<(), Error> {
-    let jid = app.jid_of(account)?;
+    let jid = account.jid(app.domain())?;
     let next = SecretString::from(random_token::<24>());
     let enc = app.jid_cipher.encrypt(jid.as_str(), &next);
     if !store::begin_jid_pwd_change(&app.db, account, &enc, crate::clock::now()).await? {

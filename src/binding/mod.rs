@@ -33,8 +33,10 @@ use crate::db::{Account, AccountState, Binding, BindingState, bind_code};
 use crate::error::{Error, Outcome};
 use crate::fields::{UserName, check_text, parse_name_list, parse_string_list};
 use crate::ratelimit::address_key;
-use crate::xmpp::Session;
+use crate::xmpp::adhoc::AdminOutcome;
 use crate::xmpp::roster::{self, ItemState};
+use crate::xmpp::{Session, XmppError};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The owner's group for its devices.
 pub const GROUP_DEVICES: &str = "devices";
@@ -169,6 +171,96 @@ async fn check_code(
     Ok(hash)
 }
 
+/// Logs in to the XMPP server as an account, with its stored password.
+/// A refused password is 105; an unreachable server 112.
+///
+/// If the server refuses the stored JID password (someone changed it
+/// behind jidgate's back, e.g. over XEP-0077 before in-band registration
+/// was turned off), jidgate puts its own back with the admin
+/// change-user-password command, logs a warning and logs in again: see
+/// `repair_jid_password`.
+pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
+    let jid = account.jid(app.domain())?;
+    let password = app
+        .jid_cipher
+        .decrypt(jid.as_str(), &account.jid_pwd_enc)
+        .map_err(Error::Internal)?;
+    let resource = format!(
+        "{}-{}",
+        app.config.xmpp.resource,
+        crate::crypto::random_token::<6>()
+    );
+    let as_error = |e: XmppError| {
+        if e.is_auth() {
+            Error::JidPassword
+        } else {
+            Error::from(e)
+        }
+    };
+    match app
+        .xmpp
+        .login(&jid, password.expose_secret(), &resource)
+        .await
+    {
+        Ok(session) => return Ok(session),
+        Err(e) if e.is_refused_password() => {}
+        Err(e) => return Err(as_error(e)),
+    }
+    let password = repair_jid_password(app, account.id, &jid).await?;
+    app.xmpp
+        .login(&jid, password.expose_secret(), &resource)
+        .await
+        .map_err(as_error)
+}
+
+/// Sets the XMPP server's password of an account back to what jidgate
+/// holds, and returns it.
+///
+/// What jidgate holds is read afresh: the pending `jid_pwd_next` if a
+/// password change is being pushed (the server is about to get it
+/// anyway, and whoever pushes it commits it), else the stored
+/// `jid_pwd_enc`. Only active accounts are repaired (a `deleting`
+/// account's JID is meant to be gone). If a concurrent change commits
+/// or rolls back in between, the next refused login repairs again: the
+/// server always converges on what the database says.
+async fn repair_jid_password(app: &App, id: i64, jid: &BareJid) -> Result<SecretString, Error> {
+    let fresh = accounts::by_id(&app.db, id)
+        .await?
+        .filter(Account::is_active)
+        .ok_or(Error::JidPassword)?;
+    let pending = fresh.jid_pwd_next.is_some();
+    let blob = fresh.jid_pwd_next.as_ref().unwrap_or(&fresh.jid_pwd_enc);
+    let password = app
+        .jid_cipher
+        .decrypt(jid.as_str(), blob)
+        .map_err(Error::Internal)?;
+    match app.provisioner.change_password(jid, &password).await {
+        Ok(AdminOutcome::Done) => {
+            tracing::warn!(
+                account = id,
+                %jid,
+                pending,
+                "the XMPP server refused the stored JID password (changed behind jidgate's \
+                 back?); reset it with change-user-password"
+            );
+            Ok(password)
+        }
+        Ok(outcome) => {
+            tracing::error!(
+                account = id,
+                %jid,
+                ?outcome,
+                "the XMPP server refused the stored JID password and could not reset it"
+            );
+            Err(Error::JidPassword)
+        }
+        Err(e) => {
+            tracing::warn!(account = id, %jid, error = %e, "resetting a refused JID password failed");
+            Err(e.into())
+        }
+    }
+}
+
 // ---------------------------------------------------------- XMPP pair work
 
 /// XMPP sessions as accounts, opened on first use and reused within one
@@ -195,7 +287,7 @@ impl<'a> Sessions<'a> {
             self.live.remove(&account.id);
         }
         if !self.live.contains_key(&account.id) {
-            let session = self.app.login_as(account).await?;
+            let session = login_as(self.app, account).await?;
             self.live.insert(account.id, session);
         }
         Ok(&self.live[&account.id])
@@ -249,7 +341,7 @@ pub async fn pair_state(
     owner: &Account,
     device: &Account,
 ) -> Result<PairState, Error> {
-    let (oj, dj) = (app.jid_of(owner)?, app.jid_of(device)?);
+    let (oj, dj) = (owner.jid(app.domain())?, device.jid(app.domain())?);
     let owner_items = sessions.roster(owner).await?;
     let device_items = sessions.roster(device).await?;
     Ok(PairState {
@@ -267,7 +359,7 @@ pub async fn establish(
     owner: &Account,
     device: &Account,
 ) -> Result<(), Error> {
-    let (oj, dj) = (app.jid_of(owner)?, app.jid_of(device)?);
+    let (oj, dj) = (owner.jid(app.domain())?, device.jid(app.domain())?);
     sessions.open(owner).await?;
     sessions.open(device).await?;
     let os = &sessions.live[&owner.id];
@@ -298,7 +390,7 @@ pub async fn dissolve(
     device: &Account,
 ) -> Result<(), Error> {
     for (me, other) in [(owner, device), (device, owner)] {
-        let other_jid = app.jid_of(other)?;
+        let other_jid = other.jid(app.domain())?;
         match sessions.open(me).await {
             Ok(session) => {
                 roster::remove_item(session, &other_jid).await?;
@@ -552,7 +644,7 @@ async fn get_binding(State(app): State<App>, signed: Signed) -> Result<Reply, Er
     for b in store::of_account(&app.db, me.id).await? {
         let (owner, device) = accounts_of(&app, &b).await?;
         let other = if owner.id == me.id { device } else { owner };
-        rows.insert(app.jid_of(&other)?, (other, b.state));
+        rows.insert(other.jid(app.domain())?, (other, b.state));
     }
 
     let mut roster_items = Vec::new();
