@@ -57,7 +57,6 @@ pub fn router(app: App) -> Router {
         .merge(captcha::router())
         .merge(accounts::router())
         .merge(binding::router())
-        .merge(tokens::http::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -22,7 +22,6 @@
 //! Revocations on this instance drop cached entries at once, and a database
 //! read that raced a revocation is never cached (see [`Tokens::lookup`]).
 
-pub mod http;
 pub mod tcp;
 
 use std::sync::Arc;
@@ -71,20 +70,39 @@ struct Cached {
     reply_tail: Box<[u8]>,
 }
 
-/// The members of a successful `verify_access_token` reply after `result`,
-/// closing the object and the line:
+/// What a successful verification answers, after `result` (over HTTP
+/// and over the token service alike).
+#[derive(Debug, Serialize)]
+pub struct Verification<'a> {
+    pub validate: bool,
+    pub user_name: &'a str,
+    #[serde(rename = "type")]
+    pub type_: UserType,
+    pub expires_at: i64,
+    /// The app the token was issued to.
+    pub app_id: &'a str,
+}
+
+impl TokenInfo {
+    pub fn verification(&self) -> Verification<'_> {
+        Verification {
+            validate: true,
+            user_name: &self.user_name,
+            type_: self.type_,
+            expires_at: self.expires_at,
+            app_id: &self.app_id,
+        }
+    }
+}
+
+/// The members of a successful `verify_access_token` line of the token
+/// service after `result`, closing the object and the line:
 /// `,"validate":true,"user_name":...,"type":N,"expires_at":N,"app_id":...}\n`.
+/// Encoded once per cached token.
 pub fn reply_tail(info: &TokenInfo) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(b",\"validate\":true,\"user_name\":");
-    serde_json::to_writer(&mut out, &*info.user_name).expect("strings serialize");
-    out.extend_from_slice(b",\"type\":");
-    out.extend_from_slice(itoa::Buffer::new().format(info.type_.code()).as_bytes());
-    out.extend_from_slice(b",\"expires_at\":");
-    out.extend_from_slice(itoa::Buffer::new().format(info.expires_at).as_bytes());
-    out.extend_from_slice(b",\"app_id\":");
-    serde_json::to_writer(&mut out, &*info.app_id).expect("strings serialize");
-    out.extend_from_slice(b"}\n");
+    let mut out = serde_json::to_vec(&info.verification()).expect("verifications serialize");
+    out[0] = b',';
+    out.push(b'\n');
     out
 }
 
@@ -318,18 +336,11 @@ impl Tokens {
         Ok(info)
     }
 
-    /// Ends the session of an access token used by `caller` as `user_name`
-    /// (`/logout`): its access and refresh tokens stop working at once.
-    pub async fn logout(
-        &self,
-        token: &str,
-        caller: Caller<'_>,
-        user_name: Option<&str>,
-        now: i64,
-    ) -> Result<(), Error> {
-        let info = self.authorize(token, caller, user_name, now).await?;
-        session::end(&self.db, info.session_id).await?;
-        self.forget_session(info.session_id);
+    /// Ends a session (`/logout`): its access and refresh tokens stop
+    /// working at once.
+    pub async fn end_session(&self, session_id: i64) -> Result<(), Error> {
+        session::end(&self.db, session_id).await?;
+        self.forget_session(session_id);
         Ok(())
     }
 
