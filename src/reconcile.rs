@@ -195,8 +195,8 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         let found: Vec<Result<Option<Action>, Error>> = futures::stream::iter(page)
             .map(|b| async move {
                 let (owner, device) = binding::accounts_of(app, &b).await?;
-                let mut sessions = Sessions::new(app);
-                let state = binding::pair_state(app, &mut sessions, &owner, &device).await;
+                let sessions = Sessions::new(app);
+                let state = binding::pair_state(app, &sessions, &owner, &device).await;
                 sessions.close().await;
                 let state = state?;
                 Ok((!state.is_bound()).then(|| Action::Rebind {
@@ -221,7 +221,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         after = last.id;
         let found: Vec<Result<Vec<Stray>, Error>> = futures::stream::iter(page)
             .map(|me| async move {
-                let mut sessions = Sessions::new(app);
+                let sessions = Sessions::new(app);
                 let items = sessions.roster(&me).await;
                 sessions.close().await;
                 let mut strays = Vec::new();
@@ -299,21 +299,21 @@ pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
             accounts::commit_jid_pwd(&app.db, a.id, crate::clock::now()).await
         }
         Action::UndoBinding(b) | Action::FinishUnbinding(b) => {
-            let mut sessions = Sessions::new(app);
-            let r = binding::unbind_row(app, &mut sessions, b).await;
+            let sessions = Sessions::new(app);
+            let r = binding::unbind_row(app, &sessions, b).await;
             sessions.close().await;
             r
         }
         Action::Rebind { binding: b, .. } => {
             let (owner, device) = binding::accounts_of(app, b).await?;
-            let mut sessions = Sessions::new(app);
-            let r = binding::establish(app, &mut sessions, &owner, &device).await;
+            let sessions = Sessions::new(app);
+            let r = binding::establish(app, &sessions, &owner, &device).await;
             sessions.close().await;
             r
         }
         Action::RemoveStray { owner, device, .. } => {
-            let mut sessions = Sessions::new(app);
-            let r = binding::dissolve(app, &mut sessions, owner, device).await;
+            let sessions = Sessions::new(app);
+            let r = binding::dissolve(app, &sessions, owner, device).await;
             sessions.close().await;
             r
         }

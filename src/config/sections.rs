@@ -210,6 +210,8 @@ pub struct BindingConfig {
     pub proof: BindProof,
     pub bind_code_ttl: u64,
     pub max_names: usize,
+    /// Items of one list call handled at once (handshakes in flight).
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

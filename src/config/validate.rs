@@ -88,6 +88,9 @@ impl Config {
         if self.binding.max_names == 0 || self.binding.max_names > 1000 {
             return bad("binding.max_names must be 1..=1000".into());
         }
+        if self.binding.concurrency == 0 || self.binding.concurrency > 1000 {
+            return bad("binding.concurrency must be 1..=1000".into());
+        }
         if !(4..=8).contains(&self.captcha.length) {
             return bad("captcha.length must be 4..=8".into());
         }

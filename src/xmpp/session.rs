@@ -116,6 +116,15 @@ impl Session {
     }
 }
 
+/// A session is used like its handle (the roster functions take either).
+impl std::ops::Deref for Session {
+    type Target = SessionHandle;
+
+    fn deref(&self) -> &SessionHandle {
+        &self.handle
+    }
+}
+
 impl SessionHandle {
     /// True once the session's task has ended.
     pub fn is_closed(&self) -> bool {
