@@ -20,14 +20,14 @@
 //! token is kept in memory and answered from there for at most
 //! `tokens.cache_revalidate` seconds before the database is asked again.
 //! Revocations on this instance drop cached entries at once, and a database
-//! read that raced a revocation is never cached (see [`Tokens::lookup`]).
+//! read that raced a revocation is never cached (see [`Tokens::lookup`] and
+//! `cache.rs`).
 
+mod cache;
 pub mod tcp;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
 use serde::Serialize;
 
 use crate::config::{AppKind, TokenConfig};
@@ -36,6 +36,7 @@ use crate::db::session::{self, NewPair, Refreshed};
 use crate::db::{Db, UserType};
 use crate::error::Error;
 use crate::faults::Faults;
+use cache::TokenCache;
 
 const ACCESS_PREFIX: &str = "jgt_";
 const REFRESH_PREFIX: &str = "jgr_";
@@ -60,14 +61,6 @@ pub struct TokenInfo {
 pub struct Caller<'a> {
     pub app_id: &'a str,
     pub kind: AppKind,
-}
-
-#[derive(Debug, Clone)]
-struct Cached {
-    info: TokenInfo,
-    checked_at: i64,
-    /// The token service's reply members, encoded once.
-    reply_tail: Box<[u8]>,
 }
 
 /// What a successful verification answers, after `result` (over HTTP
@@ -106,30 +99,6 @@ pub fn reply_tail(info: &TokenInfo) -> Vec<u8> {
     out
 }
 
-/// Cache keys are SHA-256 digests: their first eight bytes are already a
-/// uniform hash, no need for SipHash on top.
-#[derive(Clone, Default)]
-pub struct DigestHasher(u64);
-
-impl std::hash::Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-
-    // The length prefix of the key array carries nothing.
-    fn write_usize(&mut self, _: usize) {}
-}
-
-type DigestState = std::hash::BuildHasherDefault<DigestHasher>;
-
 /// A fresh token pair.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
@@ -160,19 +129,12 @@ impl PairHashes {
 /// Token issue, verification, refresh and revocation.
 pub struct Tokens {
     db: Db,
-    cache: DashMap<[u8; 32], Cached, DigestState>,
-    /// Bumped by every revocation before it sweeps the cache; a database
-    /// read is cached only if no revocation started since it began.
-    generation: AtomicU64,
+    cache: TokenCache,
     access_ttl: i64,
     refresh_ttl: i64,
-    revalidate: i64,
     max_sessions: i64,
     faults: Faults,
 }
-
-/// Upper bound on cached verifications; past it the cache starts over.
-const CACHE_MAX: usize = 1_000_000;
 
 fn well_formed(token: &str, prefix: &str) -> bool {
     token.len() == TOKEN_LEN
@@ -186,11 +148,9 @@ impl Tokens {
     pub fn new(db: Db, cfg: &TokenConfig, faults: Faults) -> Tokens {
         Tokens {
             db,
-            cache: DashMap::default(),
-            generation: AtomicU64::new(0),
+            cache: TokenCache::new(cfg.cache_revalidate as i64),
             access_ttl: cfg.access_ttl.max(1) as i64,
             refresh_ttl: cfg.refresh_ttl.max(1) as i64,
-            revalidate: cfg.cache_revalidate as i64,
             max_sessions: cfg.max_sessions_per_account.max(1) as i64,
             faults,
         }
@@ -213,7 +173,7 @@ impl Tokens {
         )
         .await?;
         if !evicted.is_empty() {
-            self.forget(|c| evicted.contains(&c.info.session_id));
+            self.cache.forget(|t| evicted.contains(&t.session_id));
         }
         Ok(issued)
     }
@@ -246,17 +206,7 @@ impl Tokens {
         if !well_formed(token, ACCESS_PREFIX) {
             return Some(f(Err(Error::AccessToken)));
         }
-        let hash = sha256(token.as_bytes());
-        let entry = self.cache.get(&hash)?;
-        if now >= entry.info.expires_at {
-            drop(entry);
-            self.cache.remove(&hash);
-            return Some(f(Err(Error::AccessTokenExpired)));
-        }
-        if now - entry.checked_at > self.revalidate {
-            return None;
-        }
-        Some(f(Ok((&entry.info, &entry.reply_tail))))
+        self.cache.with(&sha256(token.as_bytes()), now, f)
     }
 
     /// Verifies an access token: 4 if unknown or revoked, 106 if expired.
@@ -278,7 +228,7 @@ impl Tokens {
     /// lock, so either the check sees the bump, or the sweep sees the entry.
     pub async fn lookup(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
         let hash = sha256(token.as_bytes());
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.cache.generation();
         let row = session::access_token(&self.db, &hash).await?;
         self.faults.point("tokens.lookup.after_read").await?;
         let Some(row) = row else {
@@ -297,19 +247,7 @@ impl Tokens {
         if now >= info.expires_at {
             return Err(Error::AccessTokenExpired);
         }
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.clear();
-        }
-        let cached = Cached {
-            reply_tail: reply_tail(&info).into_boxed_slice(),
-            info: info.clone(),
-            checked_at: now,
-        };
-        // Holds the shard's lock until the end of the statement.
-        let entry = self.cache.entry(hash);
-        if self.generation.load(Ordering::SeqCst) == generation {
-            entry.insert(cached);
-        }
+        self.cache.insert(hash, &info, now, generation);
         Ok(info)
     }
 
@@ -391,26 +329,18 @@ impl Tokens {
     /// Revokes every session of an account (cancel, password change).
     pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
         session::end_all(&self.db, account_id).await?;
-        self.forget(|c| c.info.account_id == account_id);
+        self.cache.forget(|t| t.account_id == account_id);
         Ok(())
     }
 
     fn forget_session(&self, session_id: i64) {
-        self.forget(|c| c.info.session_id == session_id);
-    }
-
-    /// Drops cached verifications of revoked tokens (already deleted from
-    /// the database). The generation goes up first, so a look-up that read
-    /// the database before the deletion does not cache what it read.
-    fn forget(&self, revoked: impl Fn(&Cached) -> bool) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.cache.retain(|_, c| !revoked(c));
+        self.cache.forget(|t| t.session_id == session_id);
     }
 
     /// Deletes expired tokens and sessions; drops expired cache entries.
     pub async fn prune(&self, now: i64) -> Result<(), Error> {
         session::prune(&self.db, now).await?;
-        self.cache.retain(|_, c| c.info.expires_at > now);
+        self.cache.prune(now);
         Ok(())
     }
 }
