@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod reconcile;
 pub mod server;
 pub mod signing;
+pub mod token_service;
 pub mod tokens;
 pub mod xmpp;
 
@@ -231,7 +232,7 @@ impl Service {
                 plain.alpn_protocols.clear();
                 tokio_rustls::TlsAcceptor::from(Arc::new(plain))
             });
-            tokio::spawn(tokens::tcp::serve(
+            tokio::spawn(token_service::serve(
                 app.clone(),
                 listener,
                 acceptor,

@@ -24,7 +24,6 @@
 //! `cache.rs`).
 
 mod cache;
-pub mod tcp;
 
 use std::sync::Arc;
 
