@@ -153,7 +153,7 @@ pub async fn main() -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
-            crate::server::raise_open_files_limit(&config);
+            crate::server::files::raise_open_files_limit(&config);
             let service = crate::Service::build(config, crate::Options::default()).await?;
             service
                 .run_until(async {

@@ -1,4 +1,5 @@
-//! The register API's HTTP server and the process's open-files limit.
+//! The register API's HTTP server: hyper's HTTP/1 and HTTP/2 under
+//! jidgate's connection cap and deadlines.
 //!
 //! A [`Listener`] accepts under a connection cap (a semaphore, as in
 //! mini-redis's `server.rs`): past `http.max_connections` it stops accepting,
@@ -40,12 +41,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, HttpConfig};
+use crate::config::HttpConfig;
 
 /// Serves `router` on `listener` (TLS when `tls` is given) until `stop` is
 /// cancelled, then lets connections finish the request in progress (at
 /// most `http.request_timeout`).
-pub async fn serve_http(
+pub async fn serve(
     router: Router,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -301,47 +302,5 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             drop(in_progress);
             response
         })
-    }
-}
-
-/// Descriptors kept for what is not a client connection: database files,
-/// XMPP sessions, listeners, logs, the runtime.
-fn reserved_files(config: &Config) -> u64 {
-    128 + 3 * u64::from(config.database.max_connections) + config.reconcile.concurrency as u64
-}
-
-/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit,
-/// and says in the log what it is and whether the connection caps fit.
-pub fn raise_open_files_limit(config: &Config) {
-    let (soft, hard) = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        Ok(limits) => limits,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the open files limit");
-            return;
-        }
-    };
-    let now = if soft < hard {
-        match rlimit::increase_nofile_limit(hard) {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit");
-                soft
-            }
-        }
-    } else {
-        soft
-    };
-    tracing::info!(before = soft, soft = now, hard, "open files limit");
-    let needed = config.http.max_connections as u64
-        + config.token_service.max_connections as u64
-        + reserved_files(config);
-    if now < needed {
-        tracing::warn!(
-            limit = now,
-            needed,
-            "the open files limit is below what http.max_connections and \
-             token_service.max_connections need: raise LimitNOFILE (systemd) or \
-             lower the caps"
-        );
     }
 }
