@@ -183,12 +183,6 @@ impl Error {
     }
 }
 
-impl From<crate::xmpp::XmppError> for Error {
-    fn from(e: crate::xmpp::XmppError) -> Error {
-        Error::Xmpp(e.to_string())
-    }
-}
-
 /// How a request (or one item of a list call) went, as every answer says
 /// it: `result` (0 for success, else the error's code), and for a failure
 /// the public `error` text and, when the client should wait, `retry_after`

@@ -11,9 +11,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::limits::Limits;
 use super::reply::{error_reply, verify_reply, write_line};
 use super::request::{Command, Request};
-use super::server::Limits;
 use crate::accounts::lookup_users;
 use crate::app::App;
 use crate::config::AppKind;

@@ -1,7 +1,8 @@
 //! The token service: newline-delimited JSON over TCP (TLS when configured),
 //! for other back-end services. In named parts, as mini-redis has them:
 //! [`server`] accepts under a connection cap and hands connections to
-//! threads; [`connection`] runs one (deadlines, requests in flight, caps);
+//! threads; [`connection`] runs one (deadlines, requests in flight, caps
+//! shared through [`limits`]);
 //! [`request`] parses a line once into a [`request::Request`] (with
 //! [`scanner`] as the fast path of the common verification line);
 //! [`reply`] writes the answers.
@@ -28,6 +29,7 @@
 //! either cap the connection handles and reads nothing more until one ends.
 
 pub mod connection;
+pub mod limits;
 pub mod reply;
 pub mod request;
 pub mod scanner;

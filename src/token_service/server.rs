@@ -15,28 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::connection::Connection;
+use super::limits::Limits;
 use super::reply::busy_line;
 use crate::app::App;
 
 /// Connections over the cap that may be told "busy" at once (the rest are
 /// just closed).
 const MAX_REFUSALS: usize = 64;
-
-/// The limits every connection of the token service shares, over all its
-/// threads.
-pub(super) struct Limits {
-    /// One permit per open connection (`token_service.max_connections`).
-    pub(super) connections: Arc<Semaphore>,
-    /// One permit per database look-up in progress
-    /// (`token_service.max_db_tasks`).
-    pub(super) db_tasks: Semaphore,
-    /// Connections over the cap being told "busy".
-    pub(super) refusals: Arc<Semaphore>,
-    pub(super) hello_timeout: Duration,
-    pub(super) idle_timeout: Duration,
-    pub(super) max_in_flight: usize,
-    pub(super) max_line: usize,
-}
 
 /// An accepted connection, as handed to its thread.
 struct Accepted {

@@ -59,3 +59,11 @@ impl XmppError {
         matches!(self, XmppError::NotConnected)
     }
 }
+
+/// An XMPP failure as the register API answers it: 112, with a message
+/// that names no JID or password.
+impl From<XmppError> for crate::error::Error {
+    fn from(e: XmppError) -> crate::error::Error {
+        crate::error::Error::Xmpp(e.to_string())
+    }
+}
