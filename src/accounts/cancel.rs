@@ -3,6 +3,8 @@
 //! every roster it was bound into, then the row removed. Once the JID may be
 //! gone there is no way back: what fails is finished by the reconciler.
 
+use tracing::instrument;
+
 use crate::app::App;
 use crate::binding;
 use crate::db::{Account, AccountState, account};
@@ -12,6 +14,7 @@ use crate::error::Error;
 /// its row. If the XMPP server is unreachable before anything happened,
 /// nothing changes (112). Once the JID may be gone, the deletion is carried
 /// through, by the reconciler if need be.
+#[instrument(name = "cancel", skip_all, err(level = "debug"))]
 pub async fn delete_account(app: &App, account: &Account) -> Result<(), Error> {
     let now = crate::clock::now();
     if !account::transition(

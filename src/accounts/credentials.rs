@@ -4,6 +4,8 @@
 
 use std::net::IpAddr;
 
+use tracing::instrument;
+
 use crate::api::Signed;
 use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
@@ -44,6 +46,7 @@ pub fn require_kind(ty: UserType, kind: AppKind) -> Result<(), Error> {
 ///   wrong passwords (`failed_login_per_account_per_minute`): 9 beyond it;
 /// - a name with no account of this type is answered 104 like an unknown
 ///   one, after the same Argon2 work (against a dummy hash).
+#[instrument(name = "check_credentials", skip_all, err(level = "debug"))]
 pub async fn check(
     app: &App,
     signed: &Signed,

@@ -2,6 +2,7 @@
 //! (`/get_users` and the token service's `get_users`).
 
 use serde::Serialize;
+use tracing::instrument;
 
 use crate::app::App;
 use crate::db::{Account, UserType, account};
@@ -32,6 +33,7 @@ impl PublicUserInfo {
 }
 
 /// Public information of the named active accounts, and the names not found.
+#[instrument(name = "lookup_users", skip_all, fields(names = names.len()), err(level = "debug"))]
 pub async fn lookup_users(
     app: &App,
     names: &[String],

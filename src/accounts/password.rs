@@ -3,6 +3,7 @@
 //! one change per account at a time.
 
 use secrecy::SecretString;
+use tracing::instrument;
 
 use crate::app::App;
 use crate::crypto::random_token;
@@ -19,6 +20,7 @@ use crate::xmpp::adhoc::AdminOutcome;
 /// if none is pending and the account is still as `account` was read (same
 /// password hash, active). Otherwise another change is running or has just
 /// happened, and this one answers 115 without changing anything.
+#[instrument(name = "rotate_jid_password", skip_all, err(level = "debug"))]
 pub async fn rotate_jid_password(
     app: &App,
     account: &Account,

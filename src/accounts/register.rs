@@ -3,6 +3,7 @@
 //! in between leaves nothing behind, or a row the reconciler undoes.
 
 use secrecy::SecretString;
+use tracing::instrument;
 use xmpp_parsers::jid::BareJid;
 
 use crate::app::App;
@@ -15,6 +16,7 @@ use crate::xmpp::adhoc::AdminOutcome;
 /// Creates an account and its JID. On any XMPP failure nothing is left
 /// behind (or, if the server's state is unknown, the `creating` row tells
 /// the reconciler to remove whatever was made).
+#[instrument(name = "register", skip_all, fields(user_type = ty.code()), err(level = "debug"))]
 pub async fn create(
     app: &App,
     ty: UserType,

@@ -117,10 +117,10 @@ impl IntoResponse for Reply {
 pub async fn finish_answers(mut req: Request, next: Next) -> Response {
     let slot = KeySlot::default();
     req.extensions_mut().insert(slot.clone());
-    let path = req.uri().path().to_owned();
     let mut response = next.run(req).await;
     if let Some(FailureDetail(detail)) = response.extensions_mut().remove::<FailureDetail>() {
-        tracing::error!(path = %path, error = %detail, "request failed");
+        // In the request's span: its method and route say which.
+        tracing::error!(error = %detail, "request failed");
     }
     if let Some(ApiBody(mut body)) = response.extensions_mut().remove::<ApiBody>() {
         let sign = match slot.0.get() {

@@ -2,7 +2,8 @@
 //! from a GET query, a POST form or a POST JSON body ([`params`]); signed
 //! requests ([`signed`]) and requests made with the caller's own token
 //! ([`authed`]); answers, their signature and the failures logged once
-//! ([`answer`]); the client's address ([`client_ip`]). It knows no
+//! ([`answer`]); the client's address ([`client_ip`]); a span per request
+//! ([`trace`]). It knows no
 //! endpoint: the domains' routes use it.
 
 pub mod answer;
@@ -10,6 +11,7 @@ pub mod authed;
 pub mod client_ip;
 pub mod params;
 pub mod signed;
+pub mod trace;
 
 pub use answer::{ApiBody, FailureDetail, KeySlot, Reply, finish_answers};
 pub use authed::Authed;

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
+use tracing::instrument;
 
 use crate::app::App;
 use crate::clock;
@@ -43,6 +44,7 @@ pub struct NewCode {
 
 /// Gives a device a new bind code (the old one is void), at most
 /// `rate_limits.bind_code_per_minute` per device.
+#[instrument(name = "issue_bind_code", skip_all, err(level = "debug"))]
 pub async fn issue(app: &App, device: &Account) -> Result<NewCode, Error> {
     if !device.is_device() {
         return Err(Error::NotPermitted("only devices have bind codes"));
@@ -70,6 +72,7 @@ pub async fn issue(app: &App, device: &Account) -> Result<NewCode, Error> {
 /// guesses cannot overspend either limit: it takes a share of its client
 /// address's budget (`failed_bind_code_per_ip_per_minute`, given back if the
 /// code is right; 9 once spent) and one of the code's own five attempts.
+#[instrument(name = "redeem_bind_code", skip_all, err(level = "debug"))]
 pub async fn redeem(
     app: &App,
     ip: IpAddr,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::instrument;
 use xmpp_parsers::jid::BareJid;
 
 use crate::app::App;
@@ -90,6 +91,7 @@ impl<'a> Sessions<'a> {
 /// was turned off), jidgate puts its own back with the admin
 /// change-user-password command, logs a warning and logs in again: see
 /// `repair_jid_password`.
+#[instrument(name = "login_as", skip_all, err(level = "debug"))]
 pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
     let jid = account.jid(app.domain())?;
     let password = app

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use tracing::instrument;
 use xmpp_parsers::jid::BareJid;
 
 use super::pair::{GROUP_DEVICES, GROUP_OWNERS, accounts_of, counterpart_of};
@@ -48,6 +49,7 @@ pub struct View {
 /// What `me`'s roster and the database say about its bindings: the
 /// roster items jidgate manages (the other side of a binding, or an item in
 /// the binding group), and where the two disagree.
+#[instrument(name = "roster_view", skip_all, err(level = "debug"))]
 pub async fn of(app: &App, me: &Account) -> Result<View, Error> {
     let sessions = Sessions::new(app);
     let items = sessions.roster(me).await;

@@ -1,5 +1,7 @@
 //! Carrying out repairs, and counting the ones that fail.
 
+use tracing::instrument;
+
 use super::{Action, attempts};
 use crate::app::App;
 use crate::binding::{self, Sessions};
@@ -7,6 +9,7 @@ use crate::db::account as accounts;
 use crate::error::Error;
 
 /// Carries out one action.
+#[instrument(name = "repair", skip_all, fields(operation = action.operation()), err(level = "debug"))]
 pub async fn apply(app: &App, action: &Action) -> Result<(), Error> {
     match action {
         Action::UndoCreate(a) => {
@@ -74,7 +77,10 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
     let alert_after = i64::from(app.config.reconcile.alert_after);
     for action in actions {
         let (target, operation) = (action.target(), action.operation());
-        match apply(app, action).await {
+        // Boxed: a repair's future (XMPP logins, roster handshakes) is
+        // large, and callers such as `sweep_pending` are often awaited
+        // inline on a small stack.
+        match Box::pin(apply(app, action)).await {
             Ok(()) => {
                 tracing::info!(action = %action, "reconciled");
                 report.done += 1;

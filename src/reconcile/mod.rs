@@ -32,6 +32,7 @@ pub mod pending;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::instrument;
 
 pub use action::Action;
 pub use apply::{Report, apply, apply_all};
@@ -44,6 +45,7 @@ use action::{DRIFT_OPERATIONS, PENDING_OPERATIONS};
 
 /// One pending sweep with the configured grace. Counts of rows no longer
 /// pending (finished by someone else) are dropped first.
+#[instrument(name = "sweep_pending", skip_all, err(level = "debug"))]
 pub async fn sweep_pending(app: &App) -> Result<Report, Error> {
     let all_pending = pending(app, 0).await?;
     attempts::keep_only(&app.db, PENDING_OPERATIONS, &all_pending).await?;
@@ -52,6 +54,7 @@ pub async fn sweep_pending(app: &App) -> Result<Report, Error> {
 }
 
 /// One drift sweep. Counts of drift that is gone are dropped first.
+#[instrument(name = "sweep_drift", skip_all, err(level = "debug"))]
 pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
     let actions = drift(app).await?;
     attempts::keep_only(&app.db, DRIFT_OPERATIONS, &actions).await?;

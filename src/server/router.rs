@@ -1,12 +1,13 @@
 //! The register API's router: every domain's routes, the health checks,
-//! and the layers every request passes (a span, the answer writer, the
-//! request timeout).
+//! and the layers every request passes: its span (outermost), the request
+//! timeout, and the writer that signs answers and logs failures once.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
@@ -23,12 +24,14 @@ pub fn router(app: App) -> Router {
         .merge(binding::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route_layer(from_fn(api::trace::record_route))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(api::finish_answers))
+        .layer(from_fn(api::finish_answers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(from_fn(api::trace::request_span))
         .with_state(app)
 }
 

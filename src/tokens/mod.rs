@@ -28,6 +28,7 @@ mod cache;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tracing::instrument;
 
 use crate::config::{AppKind, TokenConfig};
 use crate::crypto::{random_token, sha256};
@@ -158,6 +159,7 @@ impl Tokens {
     /// Opens a session for `account_id`, issued to the app that logged in,
     /// with a new token pair. Past the account's session cap, the sessions
     /// least recently opened or refreshed end.
+    #[instrument(name = "issue_tokens", skip_all, err(level = "debug"))]
     pub async fn issue(&self, account_id: i64, app: Caller<'_>, now: i64) -> Result<Issued, Error> {
         let (issued, hashes) = self.new_pair(now);
         let (_, evicted) = session::open(
@@ -275,6 +277,7 @@ impl Tokens {
 
     /// Ends a session (`/logout`): its access and refresh tokens stop
     /// working at once.
+    #[instrument(name = "end_session", skip_all, err(level = "debug"))]
     pub async fn end_session(&self, session_id: i64) -> Result<(), Error> {
         session::end(&self.db, session_id).await?;
         self.forget_session(session_id);
@@ -285,6 +288,7 @@ impl Tokens {
     /// the session was issued to (`caller`, acting as `user_name` if given;
     /// 4 otherwise, and nothing changes). A used refresh token revokes the
     /// session (someone else has a copy).
+    #[instrument(name = "refresh_tokens", skip_all, err(level = "debug"))]
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -326,6 +330,7 @@ impl Tokens {
     }
 
     /// Revokes every session of an account (cancel, password change).
+    #[instrument(name = "revoke_tokens", skip_all, err(level = "debug"))]
     pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
         session::end_all(&self.db, account_id).await?;
         self.cache.forget(|t| t.account_id == account_id);
