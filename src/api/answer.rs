@@ -74,7 +74,7 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct FailureDetail(pub String);
 
-/// An error answer: its [`Outcome`] as the body, its status, `Retry-After`
+/// An error answer: its [`crate::error::Outcome`] as the body, its status, `Retry-After`
 /// when the client should wait.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {

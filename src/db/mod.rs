@@ -3,7 +3,7 @@
 //!
 //! Each query is written once, in SQL that SQLite and PostgreSQL both
 //! accept (`$1`…`$n` placeholders, `returning`, `on conflict`), inside
-//! [`on_pool!`], which expands the same body for each backend's pool. Today
+//! `on_pool!`, which expands the same body for each backend's pool. Today
 //! there is one backend, SQLite; PostgreSQL is one more [`Pool`] arm, one
 //! more line in `on_pool!` and a second migrations folder
 //! (`migrations/postgres/`), and nothing changes in the callers. Rows are

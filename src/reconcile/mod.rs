@@ -20,8 +20,9 @@
 //! `reconcile.alert_after` failures on, each further failure is logged at
 //! error level and the row is listed as stuck in `/readyz`.
 //!
-//! - [`action`]: the repairs; [`pending`] and [`drift`]: the sweeps that
-//!   find them; [`apply`]: carrying them out; [`attempts`]: failures.
+//! - [`action`]: the repairs; [`mod@pending`] and [`mod@drift`]: the sweeps
+//!   that find them; [`mod@apply`]: carrying them out; [`attempts`]:
+//!   failures.
 
 pub mod action;
 pub mod apply;

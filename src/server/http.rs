@@ -1,7 +1,7 @@
 //! The register API's HTTP server: hyper's HTTP/1 and HTTP/2 under
 //! jidgate's connection cap and deadlines.
 //!
-//! A [`Listener`] accepts under a connection cap (a semaphore, as in
+//! A `Listener` accepts under a connection cap (a semaphore, as in
 //! mini-redis's `server.rs`): past `http.max_connections` it stops accepting,
 //! so new connections wait in the kernel's accept queue, cost no file
 //! descriptor of ours, and are served in turn as slots free up. Each
