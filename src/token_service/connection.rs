@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::limits::Limits;
 use super::reply::{error_reply, verify_reply, write_line};
@@ -44,6 +45,9 @@ pub(super) struct Connection {
     active: bool,
     /// The rest of an over-long line is being skipped.
     discarding: bool,
+    /// `token_service{peer}`: the parent of the connection's events and
+    /// database look-ups.
+    span: tracing::Span,
 }
 
 impl Drop for Connection {
@@ -72,7 +76,12 @@ impl Drop for DbPermit {
 }
 
 impl Connection {
-    pub(super) fn new(app: App, limits: Arc<Limits>, slot: OwnedSemaphorePermit) -> Connection {
+    pub(super) fn new(
+        app: App,
+        limits: Arc<Limits>,
+        slot: OwnedSemaphorePermit,
+        span: tracing::Span,
+    ) -> Connection {
         let (replies_tx, replies_rx) = mpsc::unbounded_channel();
         Connection {
             app,
@@ -87,7 +96,12 @@ impl Connection {
             waiting_for_db: false,
             active: false,
             discarding: false,
+            span,
         }
+    }
+
+    pub(super) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -148,11 +162,11 @@ impl Connection {
                     let now = Instant::now();
                     let active = std::mem::take(&mut self.active);
                     if self.peer_app.is_none() && now >= hello_by {
-                        tracing::debug!("token service connection without hello in time; closing");
+                        tracing::debug!(parent: &self.span, "token service connection without hello in time; closing");
                         break;
                     }
                     if !active && self.in_flight == 0 && !self.paused {
-                        tracing::debug!("token service connection idle; closing");
+                        tracing::debug!(parent: &self.span, "token service connection idle; closing");
                         break;
                     }
                     let next = now + idle;
@@ -326,13 +340,14 @@ impl Connection {
     ) {
         self.in_flight += 1;
         let tx = self.replies_tx.clone();
-        tokio::spawn(async move {
+        let task = async move {
             let reply = work.await;
             // The permit goes back before the reply, so the connection that
             // reads it can take the permit again at once.
             drop(permit);
             let _ = tx.send(reply);
-        });
+        };
+        tokio::spawn(task.instrument(self.span.clone()));
     }
 
     /// Checks a signed hello; the app must be of kind `service`.

@@ -12,7 +12,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use super::connection::Connection;
 use super::limits::Limits;
@@ -172,17 +171,20 @@ fn worker(
                 ..
             } = accepted;
             match slot {
-                Ok(slot) => tokio::spawn(
-                    connection(
-                        Connection::new(app.clone(), limits.clone(), slot),
+                Ok(slot) => {
+                    // Every log line of the connection says whose it is. The
+                    // span is the parent of its events and of its database
+                    // look-ups, but is not entered at each poll: that would
+                    // cost the hot path.
+                    let span = tracing::info_span!("token_service", %peer);
+                    tokio::spawn(connection(
+                        Connection::new(app.clone(), limits.clone(), slot, span),
                         socket,
                         hello_by,
                         tls.clone(),
                         stop.clone(),
-                    )
-                    // Every log line of the connection says whose it is.
-                    .instrument(tracing::info_span!("token_service", %peer)),
-                ),
+                    ))
+                }
                 Err(refusal) => tokio::spawn(refuse(socket, tls.clone(), hello_by, refusal)),
             };
         }
@@ -196,6 +198,7 @@ async fn connection(
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
+    let span = conn.span().clone();
     let result = match tls {
         None => conn.run(socket, hello_by, stop).await,
         Some(acceptor) => {
@@ -208,7 +211,7 @@ async fn connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "token service connection ended");
+        tracing::debug!(parent: &span, error = %e, "token service connection ended");
     }
 }
 
