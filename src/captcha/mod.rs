@@ -6,20 +6,23 @@
 //! `Difficulty::Hard`, and even `Medium`) were measured unreadable to a
 //! person (docs/api.md, "How hard the captcha is"); the recipe below is the
 //! hardest one tried that a person still read 18 times out of 20.
+//!
+//! - [`routes`]: `/verify_code`;
+//! - this module: drawing a captcha, the `captcha_id` cookie, and checking
+//!   an answer.
 
-use axum::Router;
-use axum::extract::{FromRequestParts, State};
+pub mod routes;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
-use crate::api::ClientIp;
-use crate::app::App;
-use crate::crypto::{ct_eq, random_token};
+use crate::crypto::ct_eq;
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::params::Params;
+
+pub use routes::router;
 
 /// Characters drawn: none of the pairs a person confused in this font under
 /// noise (0/o, 1/l/i, c/e, f/r/t, n/m, y/v, 3/8, 5/s, 7/2).
@@ -31,14 +34,10 @@ const CHARS: &[char] = &[
 pub const WIDTH: u32 = 220;
 pub const HEIGHT: u32 = 120;
 
-pub fn router() -> Router<App> {
-    Router::new().route("/verify_code", get(verify_code).post(verify_code))
-}
-
 /// Draws a captcha: (answer, PNG). Noise on a quarter of the pixels, a
 /// horizontal wave, and small blots placed inside the picture (not, as
 /// before, mostly outside the crop).
-fn draw(length: u32) -> anyhow::Result<(String, Vec<u8>)> {
+pub(crate) fn draw(length: u32) -> anyhow::Result<(String, Vec<u8>)> {
     use captcha::filters::{Dots, Noise, Wave};
     let mut c = captcha::Captcha::new();
     c.set_chars(CHARS)
@@ -51,40 +50,6 @@ fn draw(length: u32) -> anyhow::Result<(String, Vec<u8>)> {
         .as_png()
         .ok_or_else(|| anyhow::anyhow!("captcha PNG encoding failed"))?;
     Ok((c.chars_as_string().to_lowercase(), png))
-}
-
-async fn verify_code(
-    State(app): State<App>,
-    ClientIp(ip): ClientIp,
-    _params: Params,
-) -> Result<Response, Error> {
-    app.limits.verify_code.check(&ip)?;
-    let length = app.config.captcha.length;
-    let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
-        .await
-        .map_err(Error::internal)??;
-    let id = random_token::<16>();
-    let ttl = app.config.captcha.ttl as i64;
-    db::captcha::insert(&app.db, &id, &answer, crate::clock::now() + ttl).await?;
-    let secure = if app.config.tls.enabled() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("captcha_id={id}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
-    let mut response = png.into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        "x-captcha-id",
-        HeaderValue::from_str(&id).map_err(Error::internal)?,
-    );
-    h.insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(Error::internal)?,
-    );
-    Ok(response)
 }
 
 /// The `captcha_id` cookie, if the request carries one.
