@@ -7,9 +7,8 @@
 //! person (docs/api.md, "How hard the captcha is"); the recipe below is the
 //! hardest one tried that a person still read 18 times out of 20.
 //!
-//! - [`routes`]: `/verify_code`;
-//! - this module: drawing a captcha, the `captcha_id` cookie, and checking
-//!   an answer.
+//! The endpoint is in [`routes`]; this module draws captchas, reads the
+//! `captcha_id` cookie and checks answers.
 
 pub mod routes;
 
