@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jidgate::accounts::store::{NewAccount, insert_creating, transition};
+use jidgate::db::account::{insert_creating, transition};
+use jidgate::db::{AccountState, NewAccount, UserType};
 use jidgate::signing::{SigningKey, canonical_request};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -86,7 +87,7 @@ async fn prepare(dir: &Path, config_toml: &str) -> String {
         &app.db,
         &NewAccount {
             user_name: "SN-BENCH-0001",
-            type_: 2,
+            type_: UserType::Device,
             device_type: Some("lamp"),
             des: "",
             password_hash: "unused",
@@ -97,9 +98,15 @@ async fn prepare(dir: &Path, config_toml: &str) -> String {
     )
     .await
     .unwrap();
-    transition(&app.db, id, "creating", "active", jidgate::now())
-        .await
-        .unwrap();
+    transition(
+        &app.db,
+        id,
+        AccountState::Creating,
+        AccountState::Active,
+        jidgate::now(),
+    )
+    .await
+    .unwrap();
     let device = jidgate::tokens::Caller {
         app_id: "lamp-product",
         kind: jidgate::config::AppKind::Device,

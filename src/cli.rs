@@ -153,7 +153,7 @@ pub async fn main() -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
-            crate::server::raise_open_files_limit(&config);
+            crate::server::files::raise_open_files_limit(&config);
             let service = crate::Service::build(config, crate::Options::default()).await?;
             service
                 .run_until(async {
@@ -164,13 +164,13 @@ pub async fn main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            let db = crate::db::connect(&config.database).await?;
-            crate::db::migrate(&db).await?;
+            let db = crate::db::Db::connect(&config.database).await?;
+            db.migrate().await?;
             println!("migrations applied");
             Ok(0)
         }
         Command::Sign(args) => {
-            println!("{}", sign(&config, &args, crate::now())?);
+            println!("{}", sign(&config, &args, crate::clock::now())?);
             Ok(0)
         }
         Command::Reconcile(args) => reconcile(config, args).await,
@@ -298,7 +298,7 @@ mod tests {
             endpoint: "get_bind_code".into(),
             params: vec!["user_name=SN 1".into(), "access_token=jgt_x".into()],
         };
-        let now = crate::now();
+        let now = crate::clock::now();
         let url = sign(&config, &args, now).unwrap();
         let (path, query) = url
             .strip_prefix("http://h:1")
@@ -319,7 +319,7 @@ mod tests {
         let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let all = || pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let keyring = Keyring::new(&config.apps, 300);
-        let (who, _) = keyring
+        let who = keyring
             .verify(Some("/get_bind_code"), get, all(), now)
             .unwrap();
         assert_eq!(who.app_id, "lamp");

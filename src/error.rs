@@ -1,11 +1,10 @@
-//! The one error type of the register API and its one mapping to the seed's
-//! error codes (`docs/api.md` lists them all).
+//! The one error type of jidgate, its one mapping to the seed's error codes
+//! and HTTP statuses (`docs/api.md` lists them all), and the one writer of
+//! what an answer says about how it went ([`Outcome`]), which HTTP answers,
+//! token service lines and the per-item results of list calls all use.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
-
-use crate::http::ApiBody;
+use serde::Serialize;
 
 /// Error codes. The seed's table (0–8, 100–110) is the contract; codes from
 /// 9 and from 111 on are jidgate's additions. A number never changes meaning.
@@ -62,7 +61,7 @@ pub enum Error {
     #[error("parameter format error: {0}")]
     Params(String),
     #[error("database error")]
-    Db(#[from] sqlx::Error),
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("access token invalid")]
     AccessToken,
     #[error("access token expired")]
@@ -184,43 +183,57 @@ impl Error {
     }
 }
 
-impl From<crate::xmpp::XmppError> for Error {
-    fn from(e: crate::xmpp::XmppError) -> Error {
-        Error::Xmpp(e.to_string())
+/// How a request (or one item of a list call) went, as every answer says
+/// it: `result` (0 for success, else the error's code), and for a failure
+/// the public `error` text and, when the client should wait, `retry_after`
+/// (seconds). Serialized as those members, in that order; the transports
+/// put them around their own members (`seq`, `user_name`, `sign`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub result: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Outcome {
+    /// `result: 0`.
+    pub fn ok() -> Outcome {
+        Outcome {
+            result: code::SUCCESS,
+            error: None,
+            retry_after: None,
+        }
+    }
+
+    /// The outcome of `r`.
+    pub fn of<T>(r: &Result<T, Error>) -> Outcome {
+        match r {
+            Ok(_) => Outcome::ok(),
+            Err(e) => e.outcome(),
+        }
     }
 }
 
-/// The detail of a server-side failure, attached to the response for the
-/// logging middleware (so `into_response` itself has no side effects).
-#[derive(Debug, Clone)]
-pub struct FailureDetail(pub String);
+impl Error {
+    /// What an answer says about this error; never internal detail.
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            result: self.code(),
+            error: Some(self.public_message()),
+            retry_after: self.retry_after(),
+        }
+    }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("result".into(), json!(self.code()));
-        body.insert("error".into(), Value::String(self.public_message()));
-        let retry_after = self.retry_after();
-        if let Some(seconds) = retry_after {
-            body.insert("retry_after".into(), json!(seconds));
-        }
-        let mut response = self.status().into_response();
-        if let Some(seconds) = retry_after {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
-            );
-        }
-        if matches!(
+    /// A failure of the server or of what it depends on (database, XMPP
+    /// server), as opposed to a refusal of the client's request: logged
+    /// with its detail, once.
+    pub fn is_server_side(&self) -> bool {
+        matches!(
             self,
             Error::Db(_) | Error::Internal(_) | Error::Xmpp(_) | Error::NewJidFailed
-        ) {
-            response
-                .extensions_mut()
-                .insert(FailureDetail(format!("{self:#}: {:?}", self)));
-        }
-        response.extensions_mut().insert(ApiBody(body));
-        response
+        )
     }
 }
 
@@ -252,35 +265,21 @@ mod tests {
     }
 
     #[test]
-    fn busy_and_rate_limited_answers_say_when_to_retry() {
-        for (e, status, wait) in [
-            (Error::Busy, 503, 1),
-            (Error::RateLimited { retry_after: 7 }, 429, 7),
-        ] {
-            let r = e.into_response();
-            assert_eq!(r.status().as_u16(), status);
-            assert_eq!(r.headers()["retry-after"], wait.to_string().as_str());
-            let body = r.extensions().get::<ApiBody>().unwrap();
-            assert_eq!(body.0["retry_after"], json!(wait));
-        }
-        let r = Error::CaptchaRequired.into_response();
-        assert!(r.headers().get("retry-after").is_none());
-    }
-
-    #[test]
-    fn internal_detail_never_reaches_the_client() {
-        let e = Error::internal(anyhow::anyhow!("secret path /etc/shadow"));
-        assert!(!e.public_message().contains("shadow"));
-        let r = e.into_response();
-        let body = r.extensions().get::<ApiBody>().unwrap();
-        assert_eq!(body.0["result"], json!(1));
-        assert!(!body.0["error"].as_str().unwrap().contains("shadow"));
-        assert!(
-            r.extensions()
-                .get::<FailureDetail>()
-                .unwrap()
-                .0
-                .contains("shadow")
+    fn outcomes_say_when_to_retry_and_never_leak_detail() {
+        assert_eq!(
+            serde_json::to_value(Outcome::ok()).unwrap(),
+            serde_json::json!({"result": 0})
         );
+        let busy = Error::Busy.outcome();
+        assert_eq!((busy.result, busy.retry_after), (13, Some(1)));
+        let limited =
+            serde_json::to_value(Error::RateLimited { retry_after: 7 }.outcome()).unwrap();
+        assert_eq!(limited["retry_after"], 7);
+        assert_eq!(limited["result"], 9);
+        assert!(Error::CaptchaRequired.outcome().retry_after.is_none());
+        let e = Error::internal(anyhow::anyhow!("secret path /etc/shadow"));
+        assert!(!e.outcome().error.unwrap().contains("shadow"));
+        assert_eq!(Outcome::of(&Ok::<(), Error>(())), Outcome::ok());
+        assert_eq!(Outcome::of::<()>(&Err(Error::NotBound)).result, 110);
     }
 }

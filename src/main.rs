@@ -1,3 +1,5 @@
+//! The `jidgate` binary: the command line of [`jidgate::cli`].
+
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;

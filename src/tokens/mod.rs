@@ -20,117 +20,31 @@
 //! token is kept in memory and answered from there for at most
 //! `tokens.cache_revalidate` seconds before the database is asked again.
 //! Revocations on this instance drop cached entries at once, and a database
-//! read that raced a revocation is never cached (see [`Tokens::lookup`]).
+//! read that raced a revocation is never cached (see [`Tokens::lookup`] and
+//! `cache.rs`).
 
-pub mod http;
-pub mod tcp;
+mod cache;
+pub mod info;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
 use serde::Serialize;
-use sqlx::Row;
+use tracing::instrument;
 
-use crate::config::{AppKind, TokenConfig};
+use crate::config::TokenConfig;
 use crate::crypto::{random_token, sha256};
 use crate::db::Db;
+use crate::db::session::{self, NewPair, Refreshed};
 use crate::error::Error;
 use crate::faults::Faults;
+use cache::TokenCache;
+use info::owned_by;
+pub use info::{Caller, TokenInfo, Verification, reply_tail};
 
 const ACCESS_PREFIX: &str = "jgt_";
 const REFRESH_PREFIX: &str = "jgr_";
 /// Prefix + base64url of 32 bytes.
 const TOKEN_LEN: usize = 4 + 43;
-
-/// Whose token it is, and which app it was issued to.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub account_id: i64,
-    pub session_id: i64,
-    pub user_name: Arc<str>,
-    pub type_: i64,
-    pub expires_at: i64,
-    /// The app that logged in (and the only one that may use the token).
-    pub app_id: Arc<str>,
-    pub app_kind: AppKind,
-}
-
-/// Who presents a token: the app that signed the request, and its kind.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    pub app_id: &'a str,
-    pub kind: AppKind,
-}
-
-/// How a session stores its app's kind.
-fn kind_text(kind: AppKind) -> &'static str {
-    match kind {
-        AppKind::App => "app",
-        AppKind::Device => "device",
-        AppKind::Service => "service",
-    }
-}
-
-fn kind_of(text: &str) -> Result<AppKind, Error> {
-    match text {
-        "app" => Ok(AppKind::App),
-        "device" => Ok(AppKind::Device),
-        "service" => Ok(AppKind::Service),
-        other => Err(Error::internal(anyhow::anyhow!(
-            "session with app kind {other:?}"
-        ))),
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Cached {
-    info: TokenInfo,
-    checked_at: i64,
-    /// The token service's reply members, encoded once.
-    reply_tail: Box<[u8]>,
-}
-
-/// The members of a successful `verify_access_token` reply after `result`,
-/// closing the object and the line:
-/// `,"validate":true,"user_name":...,"type":N,"expires_at":N,"app_id":...}\n`.
-pub fn reply_tail(info: &TokenInfo) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(b",\"validate\":true,\"user_name\":");
-    serde_json::to_writer(&mut out, &*info.user_name).expect("strings serialize");
-    out.extend_from_slice(b",\"type\":");
-    out.extend_from_slice(itoa::Buffer::new().format(info.type_).as_bytes());
-    out.extend_from_slice(b",\"expires_at\":");
-    out.extend_from_slice(itoa::Buffer::new().format(info.expires_at).as_bytes());
-    out.extend_from_slice(b",\"app_id\":");
-    serde_json::to_writer(&mut out, &*info.app_id).expect("strings serialize");
-    out.extend_from_slice(b"}\n");
-    out
-}
-
-/// Cache keys are SHA-256 digests: their first eight bytes are already a
-/// uniform hash, no need for SipHash on top.
-#[derive(Clone, Default)]
-pub struct DigestHasher(u64);
-
-impl std::hash::Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-
-    // The length prefix of the key array carries nothing.
-    fn write_usize(&mut self, _: usize) {}
-}
-
-type DigestState = std::hash::BuildHasherDefault<DigestHasher>;
 
 /// A fresh token pair.
 #[derive(Debug, Clone, Serialize)]
@@ -142,22 +56,32 @@ pub struct Issued {
     pub refresh_expires_at: i64,
 }
 
+/// The stored digests of a fresh pair.
+struct PairHashes {
+    access: [u8; 32],
+    refresh: [u8; 32],
+}
+
+impl PairHashes {
+    fn pair<'a>(&'a self, issued: &Issued) -> NewPair<'a> {
+        NewPair {
+            access_hash: &self.access,
+            access_expires_at: issued.expires_at,
+            refresh_hash: &self.refresh,
+            refresh_expires_at: issued.refresh_expires_at,
+        }
+    }
+}
+
 /// Token issue, verification, refresh and revocation.
 pub struct Tokens {
     db: Db,
-    cache: DashMap<[u8; 32], Cached, DigestState>,
-    /// Bumped by every revocation before it sweeps the cache; a database
-    /// read is cached only if no revocation started since it began.
-    generation: AtomicU64,
+    cache: TokenCache,
     access_ttl: i64,
     refresh_ttl: i64,
-    revalidate: i64,
     max_sessions: i64,
     faults: Faults,
 }
-
-/// Upper bound on cached verifications; past it the cache starts over.
-const CACHE_MAX: usize = 1_000_000;
 
 fn well_formed(token: &str, prefix: &str) -> bool {
     token.len() == TOKEN_LEN
@@ -171,11 +95,9 @@ impl Tokens {
     pub fn new(db: Db, cfg: &TokenConfig, faults: Faults) -> Tokens {
         Tokens {
             db,
-            cache: DashMap::default(),
-            generation: AtomicU64::new(0),
+            cache: TokenCache::new(cfg.cache_revalidate as i64),
             access_ttl: cfg.access_ttl.max(1) as i64,
             refresh_ttl: cfg.refresh_ttl.max(1) as i64,
-            revalidate: cfg.cache_revalidate as i64,
             max_sessions: cfg.max_sessions_per_account.max(1) as i64,
             faults,
         }
@@ -184,68 +106,40 @@ impl Tokens {
     /// Opens a session for `account_id`, issued to the app that logged in,
     /// with a new token pair. Past the account's session cap, the sessions
     /// least recently opened or refreshed end.
+    #[instrument(name = "issue_tokens", skip_all, err(level = "debug"))]
     pub async fn issue(&self, account_id: i64, app: Caller<'_>, now: i64) -> Result<Issued, Error> {
-        let mut tx = self.db.begin().await?;
-        let session_id = sqlx::query(
-            "insert into session (account_id, app_id, app_kind, created_at, expires_at) \
-             values (?, ?, ?, ?, ?)",
+        let (issued, hashes) = self.new_pair(now);
+        let (_, evicted) = session::open(
+            &self.db,
+            account_id,
+            app.app_id,
+            app.kind,
+            now,
+            now + self.refresh_ttl,
+            &hashes.pair(&issued),
+            self.max_sessions,
         )
-        .bind(account_id)
-        .bind(app.app_id)
-        .bind(kind_text(app.kind))
-        .bind(now)
-        .bind(now + self.refresh_ttl)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        let issued = self.insert_pair(&mut tx, session_id, now).await?;
-        let evicted: Vec<i64> = sqlx::query_scalar(
-            "delete from session where account_id = ? and id not in \
-             (select id from session where account_id = ? order by expires_at desc, id desc limit ?) \
-             returning id",
-        )
-        .bind(account_id)
-        .bind(account_id)
-        .bind(self.max_sessions)
-        .fetch_all(&mut *tx)
         .await?;
-        tx.commit().await?;
         if !evicted.is_empty() {
-            self.forget(|c| evicted.contains(&c.info.session_id));
+            self.cache.forget(|t| evicted.contains(&t.session_id));
         }
         Ok(issued)
     }
 
-    async fn insert_pair(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        session_id: i64,
-        now: i64,
-    ) -> Result<Issued, Error> {
-        let access = format!("{ACCESS_PREFIX}{}", random_token::<32>());
-        let refresh = format!("{REFRESH_PREFIX}{}", random_token::<32>());
+    /// A fresh token pair and the digests that are stored.
+    fn new_pair(&self, now: i64) -> (Issued, PairHashes) {
         let issued = Issued {
             expires_in: self.access_ttl,
             expires_at: now + self.access_ttl,
             refresh_expires_at: now + self.refresh_ttl,
-            access_token: access,
-            refresh_token: refresh,
+            access_token: format!("{ACCESS_PREFIX}{}", random_token::<32>()),
+            refresh_token: format!("{REFRESH_PREFIX}{}", random_token::<32>()),
         };
-        for (token, kind, expires) in [
-            (&issued.access_token, "access", issued.expires_at),
-            (&issued.refresh_token, "refresh", issued.refresh_expires_at),
-        ] {
-            sqlx::query(
-                "insert into token (hash, session_id, kind, expires_at) values (?, ?, ?, ?)",
-            )
-            .bind(&sha256(token.as_bytes())[..])
-            .bind(session_id)
-            .bind(kind)
-            .bind(expires)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Ok(issued)
+        let hashes = PairHashes {
+            access: sha256(issued.access_token.as_bytes()),
+            refresh: sha256(issued.refresh_token.as_bytes()),
+        };
+        (issued, hashes)
     }
 
     /// Answers from memory when it can, handing the answer (and its encoded
@@ -260,17 +154,7 @@ impl Tokens {
         if !well_formed(token, ACCESS_PREFIX) {
             return Some(f(Err(Error::AccessToken)));
         }
-        let hash = sha256(token.as_bytes());
-        let entry = self.cache.get(&hash)?;
-        if now >= entry.info.expires_at {
-            drop(entry);
-            self.cache.remove(&hash);
-            return Some(f(Err(Error::AccessTokenExpired)));
-        }
-        if now - entry.checked_at > self.revalidate {
-            return None;
-        }
-        Some(f(Ok((&entry.info, &entry.reply_tail))))
+        self.cache.with(&sha256(token.as_bytes()), now, f)
     }
 
     /// Verifies an access token: 4 if unknown or revoked, 106 if expired.
@@ -292,46 +176,26 @@ impl Tokens {
     /// lock, so either the check sees the bump, or the sweep sees the entry.
     pub async fn lookup(&self, token: &str, now: i64) -> Result<TokenInfo, Error> {
         let hash = sha256(token.as_bytes());
-        let generation = self.generation.load(Ordering::SeqCst);
-        let row = sqlx::query(
-            "select t.expires_at, s.id as session_id, s.app_id, s.app_kind, \
-             a.id as account_id, a.user_name, a.type \
-             from token t join session s on s.id = t.session_id join account a on a.id = s.account_id \
-             where t.hash = ? and t.kind = 'access' and a.state = 'active'",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&self.db)
-        .await?;
+        let generation = self.cache.generation();
+        let row = session::access_token(&self.db, &hash).await?;
         self.faults.point("tokens.lookup.after_read").await?;
         let Some(row) = row else {
             self.cache.remove(&hash);
             return Err(Error::AccessToken);
         };
         let info = TokenInfo {
-            account_id: row.get("account_id"),
-            session_id: row.get("session_id"),
-            user_name: Arc::from(row.get::<String, _>("user_name")),
-            type_: row.get("type"),
-            expires_at: row.get("expires_at"),
-            app_id: Arc::from(row.get::<String, _>("app_id")),
-            app_kind: kind_of(row.get::<&str, _>("app_kind"))?,
+            account_id: row.account_id,
+            session_id: row.session_id,
+            user_name: Arc::from(row.user_name),
+            type_: row.type_,
+            expires_at: row.expires_at,
+            app_id: Arc::from(row.app_id),
+            app_kind: row.app_kind,
         };
         if now >= info.expires_at {
             return Err(Error::AccessTokenExpired);
         }
-        if self.cache.len() >= CACHE_MAX {
-            self.cache.clear();
-        }
-        let cached = Cached {
-            reply_tail: reply_tail(&info).into_boxed_slice(),
-            info: info.clone(),
-            checked_at: now,
-        };
-        // Holds the shard's lock until the end of the statement.
-        let entry = self.cache.entry(hash);
-        if self.generation.load(Ordering::SeqCst) == generation {
-            entry.insert(cached);
-        }
+        self.cache.insert(hash, &info, now, generation);
         Ok(info)
     }
 
@@ -358,21 +222,12 @@ impl Tokens {
         Ok(info)
     }
 
-    /// Ends the session of an access token used by `caller` as `user_name`
-    /// (`/logout`): its access and refresh tokens stop working at once.
-    pub async fn logout(
-        &self,
-        token: &str,
-        caller: Caller<'_>,
-        user_name: Option<&str>,
-        now: i64,
-    ) -> Result<(), Error> {
-        let info = self.authorize(token, caller, user_name, now).await?;
-        sqlx::query("delete from session where id = ?")
-            .bind(info.session_id)
-            .execute(&self.db)
-            .await?;
-        self.forget_session(info.session_id);
+    /// Ends a session (`/logout`): its access and refresh tokens stop
+    /// working at once.
+    #[instrument(name = "end_session", skip_all, err(level = "debug"))]
+    pub async fn end_session(&self, session_id: i64) -> Result<(), Error> {
+        session::end(&self.db, session_id).await?;
+        self.forget_session(session_id);
         Ok(())
     }
 
@@ -380,6 +235,7 @@ impl Tokens {
     /// the session was issued to (`caller`, acting as `user_name` if given;
     /// 4 otherwise, and nothing changes). A used refresh token revokes the
     /// session (someone else has a copy).
+    #[instrument(name = "refresh_tokens", skip_all, err(level = "debug"))]
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -391,165 +247,58 @@ impl Tokens {
             return Err(Error::RefreshToken);
         }
         let hash = sha256(refresh_token.as_bytes());
-        let mut tx = self.db.begin().await?;
-        // Claim the token first (a write), so two concurrent refreshes cannot
-        // both succeed.
-        let claimed = sqlx::query(
-            "update token set used = 1 where hash = ? and kind = 'refresh' and used = 0 and expires_at > ?",
+        let (issued, hashes) = self.new_pair(now);
+        let refreshed = session::refresh(
+            &self.db,
+            &hash,
+            now,
+            &hashes.pair(&issued),
+            now + self.refresh_ttl,
+            |t| owned_by(&t.app_id, t.app_kind, &t.user_name, caller, user_name),
         )
-        .bind(&hash[..])
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let row = sqlx::query(
-            "select t.session_id, s.account_id, s.app_id, s.app_kind, a.user_name \
-             from token t join session s on s.id = t.session_id \
-             join account a on a.id = s.account_id \
-             where t.hash = ? and t.kind = 'refresh' and a.state = 'active'",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Err(Error::RefreshToken);
-        };
-        let session_id: i64 = row.get("session_id");
-        let account_id: i64 = row.get("account_id");
-        let kind = kind_of(row.get::<&str, _>("app_kind"))?;
-        if !owned_by(
-            row.get::<&str, _>("app_id"),
-            kind,
-            row.get::<&str, _>("user_name"),
-            caller,
-            user_name,
-        ) {
-            // Someone else's: the transaction rolls back, the claim with it.
-            return Err(Error::AccessToken);
+        match refreshed {
+            Refreshed::Renewed {
+                session_id,
+                account_id,
+            } => {
+                self.forget_session(session_id);
+                Ok((issued, account_id))
+            }
+            Refreshed::Unknown => Err(Error::RefreshToken),
+            // Someone else's: nothing changed.
+            Refreshed::NotOwned => Err(Error::AccessToken),
+            // Used (or expired): the session is ended.
+            Refreshed::Ended { session_id } => {
+                self.forget_session(session_id);
+                Err(Error::RefreshToken)
+            }
         }
-        if !claimed {
-            // Used (or expired): end the session.
-            sqlx::query("delete from session where id = ?")
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            self.forget_session(session_id);
-            return Err(Error::RefreshToken);
-        }
-        sqlx::query("delete from token where session_id = ? and kind = 'access'")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("update session set expires_at = ? where id = ?")
-            .bind(now + self.refresh_ttl)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        let issued = self.insert_pair(&mut tx, session_id, now).await?;
-        tx.commit().await?;
-        self.forget_session(session_id);
-        Ok((issued, account_id))
     }
 
     /// Revokes every session of an account (cancel, password change).
+    #[instrument(name = "revoke_tokens", skip_all, err(level = "debug"))]
     pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
-        sqlx::query("delete from session where account_id = ?")
-            .bind(account_id)
-            .execute(&self.db)
-            .await?;
-        self.forget(|c| c.info.account_id == account_id);
+        session::end_all(&self.db, account_id).await?;
+        self.cache.forget(|t| t.account_id == account_id);
         Ok(())
     }
 
     fn forget_session(&self, session_id: i64) {
-        self.forget(|c| c.info.session_id == session_id);
-    }
-
-    /// Drops cached verifications of revoked tokens (already deleted from
-    /// the database). The generation goes up first, so a look-up that read
-    /// the database before the deletion does not cache what it read.
-    fn forget(&self, revoked: impl Fn(&Cached) -> bool) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.cache.retain(|_, c| !revoked(c));
+        self.cache.forget(|t| t.session_id == session_id);
     }
 
     /// Deletes expired tokens and sessions; drops expired cache entries.
     pub async fn prune(&self, now: i64) -> Result<(), Error> {
-        sqlx::query("delete from token where expires_at <= ?")
-            .bind(now)
-            .execute(&self.db)
-            .await?;
-        sqlx::query("delete from session where expires_at <= ?")
-            .bind(now)
-            .execute(&self.db)
-            .await?;
-        self.cache.retain(|_, c| c.info.expires_at > now);
+        session::prune(&self.db, now).await?;
+        self.cache.prune(now);
         Ok(())
     }
-}
-
-/// Whether a token issued to (`app_id`, `kind`) for `owner` may be used by
-/// `caller` acting as `user_name`.
-fn owned_by(
-    app_id: &str,
-    kind: AppKind,
-    owner: &str,
-    caller: Caller<'_>,
-    user_name: Option<&str>,
-) -> bool {
-    kind == caller.kind && app_id == caller.app_id && user_name.is_none_or(|u| u == owner)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_for_their_own_app_kind_and_user() {
-        let phone = Caller {
-            app_id: "phone-app",
-            kind: AppKind::App,
-        };
-        let other_app = Caller {
-            app_id: "phone-app-2",
-            kind: AppKind::App,
-        };
-        let lamp = Caller {
-            app_id: "phone-app",
-            kind: AppKind::Device,
-        };
-        assert!(owned_by(
-            "phone-app",
-            AppKind::App,
-            "alice",
-            phone,
-            Some("alice")
-        ));
-        assert!(owned_by("phone-app", AppKind::App, "alice", phone, None));
-        assert!(!owned_by(
-            "phone-app",
-            AppKind::App,
-            "alice",
-            phone,
-            Some("bob")
-        ));
-        assert!(!owned_by(
-            "phone-app",
-            AppKind::App,
-            "alice",
-            other_app,
-            None
-        ));
-        assert!(!owned_by(
-            "phone-app",
-            AppKind::App,
-            "alice",
-            lamp,
-            Some("alice")
-        ));
-    }
 
     #[test]
     fn token_shape() {

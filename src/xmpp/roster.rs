@@ -8,16 +8,20 @@
 //! the other way round. A roster get after each step is a barrier: the
 //! server processes one stream's stanzas in order, so when the result comes
 //! back the presence before it has been handled.
+//!
+//! Every function takes a [`SessionHandle`] (a [`super::Session`] derefs to
+//! its own): many of them may run at once on one stream, their IQs
+//! pipelined.
 
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::roster::{Group, Item, Roster, Subscription};
 
-use super::{IqRequest, Session, XmppError};
+use super::{IqRequest, SessionHandle, XmppError};
 
 /// Fetches the roster. RFC 6121 §2.1.3.
-pub async fn get(session: &Session) -> Result<Vec<Item>, XmppError> {
+pub async fn get(session: &SessionHandle) -> Result<Vec<Item>, XmppError> {
     let query = Roster {
         ver: None,
         items: vec![],
@@ -42,7 +46,7 @@ fn one_item(item: Item) -> Element {
 
 /// Adds or updates an item's name and groups. RFC 6121 §2.1.5.
 pub async fn set_item(
-    session: &Session,
+    session: &SessionHandle,
     jid: &BareJid,
     name: &str,
     group: &str,
@@ -61,7 +65,7 @@ pub async fn set_item(
 
 /// Removes an item; the server cancels both subscriptions. RFC 6121 §2.5.
 /// Removing an item that is not there is not an error.
-pub async fn remove_item(session: &Session, jid: &BareJid) -> Result<(), XmppError> {
+pub async fn remove_item(session: &SessionHandle, jid: &BareJid) -> Result<(), XmppError> {
     let item = Item {
         jid: jid.clone(),
         name: None,
@@ -82,7 +86,11 @@ pub async fn remove_item(session: &Session, jid: &BareJid) -> Result<(), XmppErr
     }
 }
 
-async fn presence(session: &Session, to: &BareJid, type_: PresenceType) -> Result<(), XmppError> {
+async fn presence(
+    session: &SessionHandle,
+    to: &BareJid,
+    type_: PresenceType,
+) -> Result<(), XmppError> {
     let mut p = Presence::new(type_);
     p.to = Some(to.clone().into());
     session.send(p).await
@@ -93,9 +101,9 @@ async fn presence(session: &Session, to: &BareJid, type_: PresenceType) -> Resul
 /// `both`). A roster get after each presence is a barrier, so the server has
 /// handled the request before the approval arrives from the other stream.
 pub async fn subscribe_one_way(
-    a: &Session,
+    a: &SessionHandle,
     a_jid: &BareJid,
-    b: &Session,
+    b: &SessionHandle,
     b_jid: &BareJid,
 ) -> Result<(), XmppError> {
     presence(a, b_jid, PresenceType::Subscribe).await?;

@@ -639,3 +639,78 @@ on_each_server!(
     the_xmpp_server_stopping_mid_binding_is_undone_by_the_reconciler,
     drift_is_reported_and_repaired_by_reconcile,
 );
+/// The per-item results of a binding answer.
+fn item_results(body: &Value) -> Vec<i64> {
+    body["result_ls"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no result_ls: {body}"))
+        .iter()
+        .map(|i| i["result"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn concurrent_wrong_bind_codes_from_one_address_are_paid_for_before_they_are_compared() {
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn_with(
+        &prosody,
+        Settings {
+            toml: "[rate_limits]\nfailed_bind_code_per_ip_per_minute = 3\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let p = phone(&app, "13800138000", "").await;
+    let d = device(&app, "SN-RACE-1", "").await;
+    let code = bind_code(&app, &d).await;
+
+    // Twelve wrong guesses at once from one address: three are compared
+    // (111), the other nine find the address's budget spent (9).
+    let wrong: Vec<String> = (0..12).map(|i| format!("WRONG{i:03}")).collect();
+    let guesses = wrong.iter().map(|w| {
+        let (app, p, d) = (&app, &p, &d);
+        async move { bind(app, p, &[&d.name], &[w]).await }
+    });
+    let mut results: Vec<i64> = futures::future::join_all(guesses)
+        .await
+        .iter()
+        .flat_map(item_results)
+        .collect();
+    results.sort_unstable();
+    assert_eq!(results, [[9; 9].as_slice(), &[111; 3]].concat());
+
+    // The right code is not compared either while the budget is spent.
+    let body = bind(&app, &p, &[&d.name], &[&code]).await;
+    assert_eq!(item_results(&body), [9], "{body}");
+    assert_eq!(app.count("select count(*) from binding").await, 0);
+}
+
+#[tokio::test]
+async fn a_bind_code_is_compared_five_times_however_many_guesses_arrive_at_once() {
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    let p = phone(&app, "13800138000", "").await;
+    let d = device(&app, "SN-RACE-2", "").await;
+    let code = bind_code(&app, &d).await;
+
+    let wrong: Vec<String> = (0..12).map(|i| format!("WRONG{i:03}")).collect();
+    let guesses = wrong.iter().map(|w| {
+        let (app, p, d) = (&app, &p, &d);
+        async move { bind(app, p, &[&d.name], &[w]).await }
+    });
+    for body in futures::future::join_all(guesses).await {
+        assert_eq!(item_results(&body), [111], "{body}");
+    }
+    // Five guesses took the code's five attempts; the rest were not compared.
+    assert_eq!(
+        app.count("select attempts from bind_code").await,
+        5,
+        "guesses compared"
+    );
+    // The code is void, even for the right guess; a new one works.
+    let body = bind(&app, &p, &[&d.name], &[&code]).await;
+    assert_eq!(item_results(&body), [111], "{body}");
+    let fresh = bind_code(&app, &d).await;
+    let body = bind(&app, &p, &[&d.name], &[&fresh]).await;
+    assert_eq!(body["result"], 0, "{body}");
+}

@@ -1,0 +1,178 @@
+//! The binding endpoints (the seed's spellings and the correct ones):
+//! `/get_bind_code`, `/set_user_banding` (`/set_user_binding`),
+//! `/set_user_unbanding` (`/set_user_unbinding`), `/get_user_banding`
+//! (`/get_user_binding`). Each is made with the caller's own token
+//! ([`Authed`]) and names the caller in `user_name`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::{codes, pair, view};
+use crate::api::{Authed, ClientIp, FromParams, Reply};
+use crate::app::App;
+use crate::config::BindProof;
+use crate::error::{Error, Outcome};
+use crate::fields::{UserName, parse_name_list, parse_string_list};
+use crate::params::Params;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/get_bind_code", get(get_bind_code).post(get_bind_code))
+        .route("/set_user_banding", get(set_binding).post(set_binding))
+        .route("/set_user_binding", get(set_binding).post(set_binding))
+        .route(
+            "/set_user_unbanding",
+            get(set_unbinding).post(set_unbinding),
+        )
+        .route(
+            "/set_user_unbinding",
+            get(set_unbinding).post(set_unbinding),
+        )
+        .route("/get_user_banding", get(get_binding).post(get_binding))
+        .route("/get_user_binding", get(get_binding).post(get_binding))
+}
+
+/// Every binding call names its caller: `user_name`, well-formed.
+fn named(p: &Params) -> Result<(), Error> {
+    UserName::parse_any(p.required("user_name")?)?;
+    Ok(())
+}
+
+/// The caller, named in `user_name`.
+struct Caller;
+
+impl FromParams for Caller {
+    fn from_params(p: &Params, _: &App) -> Result<Caller, Error> {
+        named(p)?;
+        Ok(Caller)
+    }
+}
+
+/// The devices of a `/set_user_banding`, each with its bind code (when
+/// `binding.proof` asks for them).
+struct BindList(Vec<(String, Option<String>)>);
+
+impl FromParams for BindList {
+    fn from_params(p: &Params, app: &App) -> Result<BindList, Error> {
+        let max = app.config.binding.max_names;
+        let names = parse_name_list(p.required("user_name_ls")?, max)?;
+        let codes: Vec<Option<String>> = match app.config.binding.proof {
+            BindProof::BindCode => {
+                let codes = parse_string_list(p.required("bind_code_ls")?, "bind_code_ls", max)?;
+                if codes.len() != names.len() {
+                    return Err(Error::Params(
+                        "bind_code_ls must have one code per name in user_name_ls".into(),
+                    ));
+                }
+                codes.into_iter().map(Some).collect()
+            }
+            BindProof::None => vec![None; names.len()],
+        };
+        named(p)?;
+        Ok(BindList(names.into_iter().zip(codes).collect()))
+    }
+}
+
+/// The accounts of a `/set_user_unbanding`.
+struct NameList(Vec<String>);
+
+impl FromParams for NameList {
+    fn from_params(p: &Params, app: &App) -> Result<NameList, Error> {
+        let names = parse_name_list(p.required("user_name_ls")?, app.config.binding.max_names)?;
+        named(p)?;
+        Ok(NameList(names))
+    }
+}
+
+async fn get_bind_code(State(app): State<App>, authed: Authed<Caller>) -> Result<Reply, Error> {
+    let device = authed.account(&app).await?;
+    let code = codes::issue(&app, &device).await?;
+    Ok(Reply::ok().merge(&code))
+}
+
+/// One name's outcome in a list call.
+#[derive(Debug, Serialize)]
+pub struct ItemResult {
+    pub user_name: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl ItemResult {
+    fn of(name: &str, r: &Result<(), Error>) -> ItemResult {
+        if let Err(e @ (Error::Db(_) | Error::Internal(_))) = r {
+            tracing::error!(error = ?e, "binding item failed");
+        }
+        ItemResult {
+            user_name: name.to_owned(),
+            outcome: Outcome::of(r),
+        }
+    }
+}
+
+/// `result` of a list call: 0 if every item succeeded, else the first
+/// failing item's code; `result_ls` has every item, in the order asked.
+fn list_reply<'a>(results: impl IntoIterator<Item = (&'a str, Result<(), Error>)>) -> Reply {
+    let items: Vec<ItemResult> = results
+        .into_iter()
+        .map(|(name, r)| ItemResult::of(name, &r))
+        .collect();
+    let overall = items
+        .iter()
+        .map(|i| i.outcome.result)
+        .find(|c| *c != 0)
+        .unwrap_or(0);
+    Reply::with_result(overall).field("result_ls", items)
+}
+
+async fn set_binding(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    authed: Authed<BindList>,
+) -> Result<Reply, Error> {
+    let owner = authed.account(&app).await?;
+    if owner.is_device() {
+        return Err(Error::NotPermitted("devices do not bind; their owners do"));
+    }
+    let BindList(items) = &authed.request;
+    let results = pair::bind_all(&app, ip, &owner, items).await;
+    Ok(list_reply(
+        items.iter().map(|(name, _)| name.as_str()).zip(results),
+    ))
+}
+
+async fn set_unbinding(State(app): State<App>, authed: Authed<NameList>) -> Result<Reply, Error> {
+    let me = authed.account(&app).await?;
+    let NameList(names) = &authed.request;
+    let results = pair::unbind_all(&app, &me, names).await;
+    Ok(list_reply(names.iter().map(String::as_str).zip(results)))
+}
+
+/// The caller's roster beside the database. Each call logs in to the XMPP
+/// server as the caller: `rate_limits.get_user_banding_per_account_per_minute`.
+async fn get_binding(State(app): State<App>, authed: Authed<Caller>) -> Result<Reply, Error> {
+    let me = authed.account(&app).await?;
+    app.limits.roster_read.check(&me.id)?;
+    Ok(Reply::ok().merge(&view::of(&app, &me).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_result_is_the_first_failure() {
+        let r = list_reply([
+            ("a", Ok(())),
+            ("b", Err(Error::AlreadyBound)),
+            ("c", Err(Error::UnknownUser)),
+        ])
+        .into_map();
+        assert_eq!(r["result"], 109);
+        assert_eq!(r["result_ls"][2]["result"], 104);
+        assert_eq!(r["result_ls"][0]["result"], 0);
+        assert_eq!(r["result_ls"][1]["user_name"], "b");
+    }
+}

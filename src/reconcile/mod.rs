@@ -1,0 +1,114 @@
+//! The reconciler: makes the XMPP server match the database.
+//!
+//! Two sweeps:
+//! - **pending** (at start-up and every `reconcile.interval`): rows left
+//!   mid-way by a crash or an outage, older than `reconcile.grace`:
+//!   `creating` accounts are undone (JID deleted, row removed), `deleting`
+//!   accounts finished, interrupted JID password changes pushed again,
+//!   `binding` rows undone (both roster items removed), `unbinding` rows
+//!   finished.
+//! - **drift** (every `reconcile.drift_interval`, and `jidgate reconcile`):
+//!   reads rosters: a bound pair whose rosters are not both `both` in the
+//!   right groups is bound again; a roster entry between an owner and a
+//!   device that the database does not know is removed from both sides.
+//!
+//! Every action is idempotent, so two instances reconciling at once, or a
+//! sweep that stops half-way, do no harm.
+//!
+//! No row is retried forever in silence: every failure is counted per row
+//! and operation ([`attempts`], table `repair_attempt`); from
+//! `reconcile.alert_after` failures on, each further failure is logged at
+//! error level and the row is listed as stuck in `/readyz`.
+//!
+//! - [`action`]: the repairs; [`mod@pending`] and [`mod@drift`]: the sweeps
+//!   that find them; [`mod@apply`]: carrying them out; [`attempts`]:
+//!   failures.
+
+pub mod action;
+pub mod apply;
+pub mod attempts;
+pub mod drift;
+pub mod pending;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+pub use action::Action;
+pub use apply::{Report, apply, apply_all};
+pub use drift::drift;
+pub use pending::pending;
+
+use crate::app::App;
+use crate::error::Error;
+use action::{DRIFT_OPERATIONS, PENDING_OPERATIONS};
+
+/// One pending sweep with the configured grace. Counts of rows no longer
+/// pending (finished by someone else) are dropped first.
+#[instrument(name = "sweep_pending", skip_all, err(level = "debug"))]
+pub async fn sweep_pending(app: &App) -> Result<Report, Error> {
+    let all_pending = pending(app, 0).await?;
+    attempts::keep_only(&app.db, PENDING_OPERATIONS, &all_pending).await?;
+    let actions = pending(app, app.config.reconcile.grace).await?;
+    Ok(apply_all(app, &actions).await)
+}
+
+/// One drift sweep. Counts of drift that is gone are dropped first.
+#[instrument(name = "sweep_drift", skip_all, err(level = "debug"))]
+pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
+    let actions = drift(app).await?;
+    attempts::keep_only(&app.db, DRIFT_OPERATIONS, &actions).await?;
+    Ok(apply_all(app, &actions).await)
+}
+
+/// The background loop: a pending sweep as soon as the XMPP server is
+/// reachable and every interval after; a drift sweep every drift interval;
+/// housekeeping (expired nonces, captchas, codes, tokens, limiter state).
+pub async fn run(app: App, stop: CancellationToken) {
+    let interval = Duration::from_secs(app.config.reconcile.interval.max(1));
+    let drift_every = app.config.reconcile.drift_interval;
+    let mut last_drift = crate::clock::now();
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = app.provisioner.wait_ready(interval) => {}
+    }
+    loop {
+        housekeeping(&app).await;
+        if app.provisioner.is_ready() {
+            match sweep_pending(&app).await {
+                Ok(r) if r != Report::default() => tracing::info!(?r, "pending sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pending sweep failed"),
+            }
+            if drift_every > 0 && crate::clock::now() - last_drift >= drift_every as i64 {
+                last_drift = crate::clock::now();
+                match sweep_drift(&app).await {
+                    Ok(r) => tracing::info!(?r, "drift sweep"),
+                    Err(e) => tracing::warn!(error = %e, "drift sweep failed"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn housekeeping(app: &App) {
+    let now = crate::clock::now();
+    let db = &app.db;
+    let results = [
+        crate::db::nonce::prune(db, now).await.err(),
+        crate::db::captcha::prune(db, now).await.err(),
+        crate::db::bind_code::prune(db, now).await.err(),
+    ];
+    for e in results.into_iter().flatten() {
+        tracing::warn!(error = %e, "housekeeping failed");
+    }
+    if let Err(e) = app.tokens.prune(now).await {
+        tracing::warn!(error = %e, "token housekeeping failed");
+    }
+    app.limits.prune();
+}
