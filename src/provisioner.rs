@@ -28,7 +28,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use xmpp_parsers::jid::BareJid;
 
-use crate::xmpp::adhoc::{self, AdminOutcome};
+use crate::xmpp::adhoc;
+use crate::xmpp::admin::{self, AdminOutcome};
 use crate::xmpp::{Connector, SessionHandle, XmppError, roster};
 
 /// Account operations on the XMPP server. Every operation is idempotent in
@@ -195,7 +196,7 @@ async fn supervise(
                 // every command jidgate runs.
                 let domain = BareJid::from_parts(None, jid.domain());
                 let missing = match adhoc::offered_commands(&handle, &domain).await {
-                    Ok(offered) => adhoc::command_is_missing(&offered).map(str::to_owned),
+                    Ok(offered) => admin::command_is_missing(&offered).map(str::to_owned),
                     Err(e) => Some(format!("command discovery failed: {e}")),
                 };
                 if let Some(missing) = missing {
@@ -245,7 +246,7 @@ impl Provisioner for XmppProvisioner {
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
         Box::pin(async move {
-            match adhoc::add_user(&self.session()?, jid, password.expose_secret()).await? {
+            match admin::add_user(&self.session()?, jid, password.expose_secret()).await? {
                 AdminOutcome::Done => self.check_new_account(jid, password).await,
                 outcome => Ok(outcome),
             }
@@ -256,7 +257,7 @@ impl Provisioner for XmppProvisioner {
         &'a self,
         jid: &'a BareJid,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
-        Box::pin(async move { adhoc::delete_user(&self.session()?, jid).await })
+        Box::pin(async move { admin::delete_user(&self.session()?, jid).await })
     }
 
     fn change_password<'a>(
@@ -265,7 +266,7 @@ impl Provisioner for XmppProvisioner {
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>> {
         Box::pin(async move {
-            adhoc::change_user_password(&self.session()?, jid, password.expose_secret()).await
+            admin::change_user_password(&self.session()?, jid, password.expose_secret()).await
         })
     }
 

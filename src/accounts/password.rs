@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::crypto::random_token;
 use crate::db::{Account, account};
 use crate::error::Error;
-use crate::xmpp::adhoc::AdminOutcome;
+use crate::xmpp::admin::AdminOutcome;
 
 /// Gives an account a new JID password (and optionally a new account
 /// password hash, applied only if the XMPP server took the new JID password).

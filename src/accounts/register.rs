@@ -11,7 +11,7 @@ use crate::crypto::{random_bytes, random_token};
 use crate::db::account::{self, AccountState, NewAccount, UserType};
 use crate::error::Error;
 use crate::fields::{Des, DeviceType, UserName};
-use crate::xmpp::adhoc::AdminOutcome;
+use crate::xmpp::admin::AdminOutcome;
 
 /// Creates an account and its JID. On any XMPP failure nothing is left
 /// behind (or, if the server's state is unknown, the `creating` row tells

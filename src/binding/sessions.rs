@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::crypto::random_token;
 use crate::db::{Account, account};
 use crate::error::Error;
-use crate::xmpp::adhoc::AdminOutcome;
+use crate::xmpp::admin::AdminOutcome;
 use crate::xmpp::roster;
 use crate::xmpp::{Session, SessionHandle, XmppError};
 

@@ -13,11 +13,13 @@
 //! - [`session`]: the task that owns a stream, and the handles to it.
 //! - [`error`]: what can go wrong, and whether a request certainly did not
 //!   reach the server.
-//! - [`adhoc`]: XEP-0050 ad-hoc commands and the XEP-0133 admin commands.
+//! - [`adhoc`]: XEP-0050 ad-hoc commands: execute, continue, discover.
+//! - [`admin`]: XEP-0133 service administration: add, delete, re-password a user.
 //! - [`iq`]: RFC 6120 IQ semantics: which reply answers which request.
 //! - [`roster`]: RFC 6121 roster management and presence subscriptions.
 
 pub mod adhoc;
+pub mod admin;
 pub mod connect;
 pub mod error;
 pub mod iq;

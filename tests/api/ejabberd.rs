@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jidgate::xmpp::adhoc;
+use jidgate::xmpp::admin;
 use jidgate::xmpp::{IqRequest, Session};
 use tempfile::TempDir;
 use xmpp_parsers::disco::{DiscoItemsQuery, DiscoItemsResult};
@@ -413,7 +413,7 @@ impl Ejabberd {
         let users = list_users(&admin).await?;
         for user in users.iter().filter(|u| *u != "admin") {
             let jid = BareJid::new(&format!("{user}@{DOMAIN}")).map_err(|e| e.to_string())?;
-            adhoc::delete_user(&admin.handle(), &jid)
+            admin::delete_user(&admin.handle(), &jid)
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jidgate::provisioner::{Provisioner, XmppProvisioner};
-use jidgate::xmpp::adhoc::{self, AdminOutcome};
+use jidgate::xmpp::admin::{self, AdminOutcome};
 use jidgate::xmpp::{Session, roster};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +65,7 @@ async fn add_user_of_an_existing_account_is_refused_and_leaves_it_alone(kind: Ki
     let admin = admin(&xmpp).await;
     let (owner, other) = (jid("d.existing"), jid("p.contact"));
     for j in [&owner, &other] {
-        let made = adhoc::add_user(&admin.handle(), j, "old-password").await;
+        let made = admin::add_user(&admin.handle(), j, "old-password").await;
         assert_eq!(made.unwrap(), AdminOutcome::Done);
     }
     let (p, stop) = provisioner(&xmpp, &format!("admin@{DOMAIN}"), ADMIN_PASSWORD).await;
@@ -96,7 +96,7 @@ async fn a_success_for_an_existing_account_is_caught_by_the_new_account_check(ki
 
     // A server that kept the existing password: ours does not log in.
     let kept = jid("d.kept");
-    adhoc::add_user(&admin.handle(), &kept, "their-password")
+    admin::add_user(&admin.handle(), &kept, "their-password")
         .await
         .unwrap();
     let verdict = p.check_new_account(&kept, &ours("our-password")).await;
@@ -106,7 +106,7 @@ async fn a_success_for_an_existing_account_is_caught_by_the_new_account_check(ki
     let taken = jid("d.taken");
     let friend = jid("p.friend");
     for j in [&taken, &friend] {
-        adhoc::add_user(&admin.handle(), j, "our-password")
+        admin::add_user(&admin.handle(), j, "our-password")
             .await
             .unwrap();
     }
@@ -128,7 +128,7 @@ async fn a_success_for_an_existing_account_is_caught_by_the_new_account_check(ki
 
     // A new account: done.
     let fresh = jid("d.fresh");
-    adhoc::add_user(&admin.handle(), &fresh, "our-password")
+    admin::add_user(&admin.handle(), &fresh, "our-password")
         .await
         .unwrap();
     let verdict = p.check_new_account(&fresh, &ours("our-password")).await;
@@ -161,7 +161,7 @@ async fn an_admin_session_without_the_admin_commands_is_never_used(kind: Kind) {
     let xmpp = XmppServer::start(kind).await;
     let admin = admin(&xmpp).await;
     let user = jid("not-an-admin");
-    adhoc::add_user(&admin.handle(), &user, "pw").await.unwrap();
+    admin::add_user(&admin.handle(), &user, "pw").await.unwrap();
     admin.close().await;
 
     let (p, stop) = provisioner(&xmpp, &user.to_string(), "pw").await;

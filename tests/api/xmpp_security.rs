@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use jidgate::xmpp::adhoc::{self, NS_COMMANDS};
+use jidgate::xmpp::adhoc::NS_COMMANDS;
+use jidgate::xmpp::admin;
 use jidgate::xmpp::{IqRequest, Session, XmppError};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -165,7 +166,7 @@ async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz(kin
     // The device's JID disappears behind jidgate's back: no repair can log
     // in as it, so the unbinding cannot finish.
     let admin = admin_session(&xmpp).await;
-    adhoc::delete_user(&admin.handle(), &d.bare())
+    admin::delete_user(&admin.handle(), &d.bare())
         .await
         .unwrap();
     admin.close().await;
@@ -206,10 +207,10 @@ async fn a_row_that_keeps_failing_is_alerted_in_the_log_and_listed_in_readyz(kin
     // Once the JID is back, the reconciler finishes the row and it is no
     // longer listed.
     let admin = admin_session(&xmpp).await;
-    let outcome = adhoc::add_user(&admin.handle(), &d.bare(), &d.jid_pwd)
+    let outcome = admin::add_user(&admin.handle(), &d.bare(), &d.jid_pwd)
         .await
         .unwrap();
-    assert_eq!(outcome, adhoc::AdminOutcome::Done);
+    assert_eq!(outcome, admin::AdminOutcome::Done);
     admin.close().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -603,10 +604,10 @@ async fn set_jid_password_behind_jidgates_back(
     password: &str,
 ) {
     let admin = admin_session(server).await;
-    let outcome = adhoc::change_user_password(&admin.handle(), jid, password)
+    let outcome = admin::change_user_password(&admin.handle(), jid, password)
         .await
         .unwrap();
-    assert_eq!(outcome, adhoc::AdminOutcome::Done);
+    assert_eq!(outcome, admin::AdminOutcome::Done);
     admin.close().await;
 }
 
