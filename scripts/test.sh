@@ -2,8 +2,13 @@
 # The whole test suite: formatting, lints, unit tests, and the integration
 # tests, which start real Prosody servers from config/prosody.cfg.lua and
 # real ejabberd servers from config/ejabberd.yml on loopback, in temp dirs
-# (tests/api/servers.rs). Installs Prosody, ejabberd and Python from Debian
-# if they are missing.
+# (tests/api/servers.rs). Installs Prosody, ejabberd, PostgreSQL and Python
+# from Debian if they are missing.
+#
+# The store tests (tests/store) run on SQLite and PostgreSQL every time; the
+# integration suite runs on SQLite, then again on PostgreSQL
+# (JIDGATE_TEST_DATABASE=postgres). The tests start their own PostgreSQL
+# server (tests/support/postgres.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -12,6 +17,10 @@ export PATH="$PATH:/usr/sbin"
 need prosody prosody
 need ejabberdctl ejabberd
 need python3 python3
+# Debian keeps initdb and postgres in /usr/lib/postgresql/<version>/bin,
+# outside PATH; the package's pg_lsclusters is in PATH.
+need pg_lsclusters postgresql
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+JIDGATE_TEST_DATABASE=postgres cargo test --locked --test api

@@ -27,6 +27,9 @@ pub struct AppInner {
     pub tokens: Tokens,
     pub limits: Limits,
     pub faults: Faults,
+    /// This instance's id among several on one database
+    /// (`instance.id`, resolved once at start-up).
+    pub instance_id: String,
 }
 
 /// Cheap to clone; the axum state.
@@ -45,4 +48,23 @@ impl App {
     pub fn domain(&self) -> &str {
         &self.config.xmpp.domain
     }
+
+    /// This instance's id: the resource (suffix) of every XMPP session the
+    /// instance opens for itself, so that several instances on one XMPP
+    /// server never replace each other's sessions.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The resource for one of this instance's own XMPP sessions of the
+    /// given purpose (`admin`, a binding session's random tag, …):
+    /// `<xmpp.resource>-<purpose>-<instance id>`.
+    pub fn own_resource(&self, purpose: &str) -> String {
+        own_resource(&self.config, purpose, &self.instance_id)
+    }
+}
+
+/// See [`App::own_resource`] (for use before the `App` exists).
+pub fn own_resource(config: &Config, purpose: &str, instance_id: &str) -> String {
+    format!("{}-{purpose}-{instance_id}", config.xmpp.resource)
 }

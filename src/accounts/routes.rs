@@ -44,7 +44,7 @@ async fn register(
     cookie: CaptchaCookie,
     signed: Signed,
 ) -> Result<Reply, Error> {
-    app.limits.register.check(&ip)?;
+    app.limits.register.check(&ip).await?;
     let p = &signed.params;
     let ty = UserType::parse(p.required("type")?)?;
     let name = UserName::parse(ty, p.required("user_name")?)?;

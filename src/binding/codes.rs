@@ -49,7 +49,7 @@ pub async fn issue(app: &App, device: &Account) -> Result<NewCode, Error> {
     if !device.is_device() {
         return Err(Error::NotPermitted("only devices have bind codes"));
     }
-    app.limits.bind_code.check(&device.id)?;
+    app.limits.bind_code.check(&device.id).await?;
     let code = new_code();
     let ttl = app.config.binding.bind_code_ttl as i64;
     let expires_at = clock::now() + ttl;

@@ -154,7 +154,7 @@ async fn set_unbinding(State(app): State<App>, authed: Authed<NameList>) -> Resu
 /// server as the caller: `rate_limits.get_user_banding_per_account_per_minute`.
 async fn get_binding(State(app): State<App>, authed: Authed<Caller>) -> Result<Reply, Error> {
     let me = authed.account(&app).await?;
-    app.limits.roster_read.check(&me.id)?;
+    app.limits.roster_read.check(&me.id).await?;
     Ok(Reply::ok().merge(&view::of(&app, &me).await?))
 }
 

@@ -98,7 +98,7 @@ pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
         .jid_cipher
         .decrypt(jid.as_str(), &account.jid_pwd_enc)
         .map_err(Error::Internal)?;
-    let resource = format!("{}-{}", app.config.xmpp.resource, random_token::<6>());
+    let resource = app.own_resource(&random_token::<6>());
     let as_error = |e: XmppError| {
         if e.is_auth() {
             Error::JidPassword

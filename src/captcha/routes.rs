@@ -24,7 +24,7 @@ async fn verify_code(
     ClientIp(ip): ClientIp,
     _params: Params,
 ) -> Result<Response, Error> {
-    app.limits.verify_code.check(&ip)?;
+    app.limits.verify_code.check(&ip).await?;
     let length = app.config.captcha.length;
     let (answer, png) = tokio::task::spawn_blocking(move || draw(length))
         .await

@@ -36,6 +36,8 @@ pub struct Config {
     pub binding: BindingConfig,
     pub rate_limits: RateLimitConfig,
     pub reconcile: ReconcileConfig,
+    #[serde(default)]
+    pub instance: InstanceConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

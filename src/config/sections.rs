@@ -74,8 +74,100 @@ impl TlsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseConfig {
+    /// `sqlite://PATH` (the embedded default) or `postgres://…`.
     pub url: String,
     pub max_connections: u32,
+    /// Connections kept open even when idle (PostgreSQL).
+    #[serde(default)]
+    pub min_connections: u32,
+    /// Seconds a request waits for a free connection before failing.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout: u64,
+    /// Seconds an idle connection is kept (0: for ever).
+    #[serde(default)]
+    pub idle_timeout: u64,
+    /// PostgreSQL `statement_timeout`, in milliseconds (0: none).
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL TLS: `disable`, `allow`, `prefer`, `require`, `verify-ca`
+    /// or `verify-full`; empty keeps what the URL says (`prefer` if nothing).
+    #[serde(default)]
+    pub sslmode: String,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate
+    /// (for `verify-ca` and `verify-full`).
+    #[serde(default)]
+    pub ssl_root_cert: String,
+    /// PostgreSQL: carry token revocations to every instance at once with
+    /// `LISTEN`/`NOTIFY` (otherwise within `tokens.cache_revalidate`).
+    #[serde(default = "default_true")]
+    pub notify: bool,
+}
+
+fn default_acquire_timeout() -> u64 {
+    10
+}
+
+fn default_statement_timeout() -> u64 {
+    30_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Who this jidgate instance is among several on one database.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceConfig {
+    /// The instance's name, unique among the instances sharing a database
+    /// and an XMPP server: it is the resource of the instance's own XMPP
+    /// sessions. Empty (the default): the host name and process id.
+    #[serde(default)]
+    pub id: String,
+    /// How many instances share the database: each keeps this share of the
+    /// in-memory rate budgets (failed logins, `/get_users` names, wrong
+    /// bind codes), so that together they hold the configured rate.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for InstanceConfig {
+    fn default() -> InstanceConfig {
+        InstanceConfig {
+            id: String::new(),
+            count: 1,
+        }
+    }
+}
+
+impl InstanceConfig {
+    /// The configured id, or `<host name>-<process id>` (unique on a host,
+    /// and across hosts with distinct names), made safe for a resource.
+    pub fn resolve(&self) -> String {
+        let id = if self.id.is_empty() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+                .unwrap_or_default();
+            let host = host.trim();
+            let host = if host.is_empty() { "jidgate" } else { host };
+            format!("{host}-{}", std::process::id())
+        } else {
+            self.id.clone()
+        };
+        id.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect()
+    }
 }
 
 /// How jidgate's sessions reach the XMPP server.

@@ -168,8 +168,9 @@ pub async fn transition(
     .bind(id)
     .bind(from)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Deletes an account row (and, by cascade, its sessions and tokens).
@@ -177,7 +178,8 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from account where id = $1")
         .bind(id)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -262,7 +264,8 @@ pub async fn commit_jid_pwd(db: &Db, id: i64, now: i64) -> Result<(), Error> {
     .bind(now)
     .bind(id)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -286,8 +289,9 @@ pub async fn begin_jid_pwd_change(
     .bind(AccountState::Active)
     .bind(&account.password_hash)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Forgets `next` (the XMPP server did not take it), if it is still the
@@ -301,7 +305,8 @@ pub async fn abandon_jid_pwd_change(db: &Db, id: i64, next: &[u8], now: i64) -> 
     .bind(id)
     .bind(next)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -325,8 +330,9 @@ pub async fn finish_jid_pwd_change(
     .bind(id)
     .bind(next)
     .execute(pool)
-    .await)?;
-    if r.rows_affected() == 0 {
+    .await
+    .map(|r| r.rows_affected()))?;
+    if r == 0 {
         on_pool!(db, pool => sqlx::query(
             "update account set password_hash = coalesce($1, password_hash), updated_at = $2 \
              where id = $3 and jid_pwd_enc = $4",
@@ -336,7 +342,8 @@ pub async fn finish_jid_pwd_change(
         .bind(id)
         .bind(next)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }

@@ -26,7 +26,8 @@ pub async fn put(db: &Db, device_id: i64, hash: &[u8], expires_at: i64) -> Resul
     .bind(hash)
     .bind(expires_at)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -61,8 +62,9 @@ pub async fn take(db: &Db, device_id: i64, hash: &[u8]) -> Result<bool, Error> {
     .bind(device_id)
     .bind(hash)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Deletes expired bind codes.
@@ -70,6 +72,7 @@ pub async fn prune(db: &Db, now: i64) -> Result<u64, Error> {
     let r = on_pool!(db, pool => sqlx::query("delete from bind_code where expires_at <= $1")
         .bind(now)
         .execute(pool)
-        .await)?;
-    Ok(r.rows_affected())
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(r)
 }

@@ -98,8 +98,9 @@ pub async fn transition(
     .bind(id)
     .bind(from)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Marks a binding `unbinding`, whatever its state.
@@ -109,7 +110,8 @@ pub async fn mark_unbinding(db: &Db, id: i64, now: i64) -> Result<(), Error> {
         .bind(now)
         .bind(id)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -117,7 +119,8 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from binding where id = $1")
         .bind(id)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -21,7 +21,8 @@ pub async fn insert(db: &Db, id: &str, answer: &str, expires_at: i64) -> Result<
     .bind(answer)
     .bind(expires_at)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -41,6 +42,7 @@ pub async fn prune(db: &Db, now: i64) -> Result<u64, Error> {
     let r = on_pool!(db, pool => sqlx::query("delete from captcha where expires_at < $1")
         .bind(now)
         .execute(pool)
-        .await)?;
-    Ok(r.rows_affected())
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(r)
 }

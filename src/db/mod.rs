@@ -3,12 +3,14 @@
 //!
 //! Each query is written once, in SQL that SQLite and PostgreSQL both
 //! accept (`$1`…`$n` placeholders, `returning`, `on conflict`), inside
-//! `on_pool!`, which expands the same body for each backend's pool. Today
-//! there is one backend, SQLite; PostgreSQL is one more [`Pool`] arm, one
-//! more line in `on_pool!` and a second migrations folder
-//! (`migrations/postgres/`), and nothing changes in the callers. Rows are
-//! typed structs; states and user types are enums stored as text and
-//! integers. No other module uses sqlx.
+//! `on_pool!`, which expands the same body for each backend's pool: SQLite
+//! (the embedded default, `sqlite://`) and PostgreSQL (`postgres://`, for
+//! several instances), each with its migrations folder
+//! (`migrations/sqlite/`, `migrations/postgres/`, kept equivalent). Rows
+//! are typed structs; states and user types are enums stored as text and
+//! integers. What only PostgreSQL does for several instances (revocation
+//! notices, the reconciler's lock, shared rate limits) is in [`shared`].
+//! No other module uses sqlx.
 
 /// Runs `$body` with `$pool` bound to the backend's pool (a reference to
 /// `sqlx::Pool<DB>`), whichever backend `$db` has: the body is written once
@@ -17,6 +19,7 @@ macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db.pool() {
             $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -26,12 +29,15 @@ pub mod bind_code;
 pub mod binding;
 pub mod captcha;
 pub mod nonce;
+pub mod rate_limit;
 pub mod repair_attempt;
 pub mod session;
+pub mod shared;
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::DatabaseConfig;
@@ -50,15 +56,26 @@ pub struct Db {
 #[derive(Clone, Debug)]
 pub enum Pool {
     Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Which backend a database is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 impl Db {
     /// Opens (creating if needed) the database named by `database.url`.
     /// Does not migrate.
     pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<Db> {
+        if cfg.url.starts_with("postgres:") || cfg.url.starts_with("postgresql:") {
+            return Self::connect_postgres(cfg).await;
+        }
         anyhow::ensure!(
             cfg.url.starts_with("sqlite:"),
-            "database.url must be sqlite://PATH (got {:?})",
+            "database.url must be sqlite://PATH or postgres://… (got {:?})",
             cfg.url
         );
         if let Some(path) = cfg.url.strip_prefix("sqlite://") {
@@ -84,10 +101,46 @@ impl Db {
         })
     }
 
+    /// Opens a PostgreSQL pool with the configured sizes, timeouts and TLS.
+    async fn connect_postgres(cfg: &DatabaseConfig) -> anyhow::Result<Db> {
+        let mut options = PgConnectOptions::from_str(&cfg.url)?;
+        if !cfg.sslmode.is_empty() {
+            options = options.ssl_mode(PgSslMode::from_str(&cfg.sslmode)?);
+        }
+        if !cfg.ssl_root_cert.is_empty() {
+            options = options.ssl_root_cert(&cfg.ssl_root_cert);
+        }
+        if cfg.statement_timeout_ms > 0 {
+            let ms = cfg.statement_timeout_ms.to_string();
+            options = options.options([("statement_timeout", ms.as_str())]);
+        }
+        let options = options.application_name("jidgate");
+        let idle = (cfg.idle_timeout > 0).then(|| Duration::from_secs(cfg.idle_timeout));
+        let pool = PgPoolOptions::new()
+            .max_connections(cfg.max_connections.max(1))
+            .min_connections(cfg.min_connections.min(cfg.max_connections))
+            .acquire_timeout(Duration::from_secs(cfg.acquire_timeout.max(1)))
+            .idle_timeout(idle)
+            .connect_with(options)
+            .await?;
+        Ok(Db {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match &self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// Applies pending migrations (`migrations/<backend>/`).
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
     }

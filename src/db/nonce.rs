@@ -18,8 +18,9 @@ pub async fn spend(db: &Db, verified: &Verified) -> Result<(), Error> {
     .bind(&verified.nonce)
     .bind(verified.nonce_expires_at)
     .execute(pool)
-    .await)?;
-    if r.rows_affected() == 1 {
+    .await
+    .map(|r| r.rows_affected()))?;
+    if r == 1 {
         Ok(())
     } else {
         Err(Error::NonceReused)
@@ -31,6 +32,7 @@ pub async fn prune(db: &Db, now: i64) -> Result<u64, Error> {
     let r = on_pool!(db, pool => sqlx::query("delete from nonce where expires_at < $1")
         .bind(now)
         .execute(pool)
-        .await)?;
-    Ok(r.rows_affected())
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(r)
 }

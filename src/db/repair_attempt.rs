@@ -45,7 +45,8 @@ pub async fn clear(db: &Db, target: &str, operation: &str) -> Result<(), Error> 
     .bind(target)
     .bind(operation)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

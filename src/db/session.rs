@@ -282,7 +282,8 @@ pub async fn end(db: &Db, session_id: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from session where id = $1")
         .bind(session_id)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -291,7 +292,8 @@ pub async fn end_all(db: &Db, account_id: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from session where account_id = $1")
         .bind(account_id)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -300,10 +302,12 @@ pub async fn prune(db: &Db, now: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from token where expires_at <= $1")
         .bind(now)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     on_pool!(db, pool => sqlx::query("delete from session where expires_at <= $1")
         .bind(now)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -41,6 +41,7 @@ pub use drift::drift;
 pub use pending::pending;
 
 use crate::app::App;
+use crate::db::shared::Leadership;
 use crate::error::Error;
 use action::{DRIFT_OPERATIONS, PENDING_OPERATIONS};
 
@@ -65,6 +66,12 @@ pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
 /// The background loop: a pending sweep as soon as the XMPP server is
 /// reachable and every interval after; a drift sweep every drift interval;
 /// housekeeping (expired nonces, captchas, codes, tokens, limiter state).
+///
+/// With several instances on PostgreSQL the sweeps run on one instance at a
+/// time: the one holding the reconciler's advisory lock (`db::shared`),
+/// taken on a connection of its own, so that it is released when that
+/// instance dies and taken by another within an interval. Housekeeping
+/// runs on every instance (its deletes are idempotent).
 pub async fn run(app: App, stop: CancellationToken) {
     let interval = Duration::from_secs(app.config.reconcile.interval.max(1));
     let drift_every = app.config.reconcile.drift_interval;
@@ -73,9 +80,11 @@ pub async fn run(app: App, stop: CancellationToken) {
         _ = stop.cancelled() => return,
         _ = app.provisioner.wait_ready(interval) => {}
     }
+    let mut leader: Option<Leadership> = None;
     loop {
         housekeeping(&app).await;
-        if app.provisioner.is_ready() {
+        lead(&app, &mut leader).await;
+        if leader.is_some() && app.provisioner.is_ready() {
             match sweep_pending(&app).await {
                 Ok(r) if r != Report::default() => tracing::info!(?r, "pending sweep"),
                 Ok(_) => {}
@@ -96,6 +105,29 @@ pub async fn run(app: App, stop: CancellationToken) {
     }
 }
 
+/// Keeps or takes the reconciler's lock; `leader` says whether this
+/// instance holds it.
+async fn lead(app: &App, leader: &mut Option<Leadership>) {
+    if let Some(l) = leader {
+        if l.held().await {
+            return;
+        }
+        tracing::warn!(instance = app.instance_id(), "reconciler lock lost");
+        *leader = None;
+    }
+    match Leadership::try_take(&app.db).await {
+        Ok(Some(l)) => {
+            tracing::info!(
+                instance = app.instance_id(),
+                "reconciler lock taken: this instance reconciles"
+            );
+            *leader = Some(l);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot take the reconciler lock"),
+    }
+}
+
 async fn housekeeping(app: &App) {
     let now = crate::clock::now();
     let db = &app.db;
@@ -103,6 +135,9 @@ async fn housekeeping(app: &App) {
         crate::db::nonce::prune(db, now).await.err(),
         crate::db::captcha::prune(db, now).await.err(),
         crate::db::bind_code::prune(db, now).await.err(),
+        crate::db::rate_limit::prune(db, crate::clock::now_ms())
+            .await
+            .err(),
     ];
     for e in results.into_iter().flatten() {
         tracing::warn!(error = %e, "housekeeping failed");

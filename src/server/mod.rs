@@ -54,6 +54,8 @@ pub async fn build_app(
 ) -> anyhow::Result<App> {
     let db = Db::connect(&config.database).await?;
     db.migrate().await?;
+    let instance_id = config.instance.resolve();
+    tracing::info!(instance = %instance_id, backend = ?db.backend(), "starting");
     let jid_key = config.jid_key()?;
     let connector = xmpp::Connector::from_config(&config.xmpp)?;
     let admin_jid = BareJid::new(&config.xmpp.admin_jid)?;
@@ -61,7 +63,7 @@ pub async fn build_app(
         connector.clone(),
         admin_jid,
         config.xmpp.admin_password.clone(),
-        format!("{}-admin", config.xmpp.resource),
+        app::own_resource(&config, "admin", &instance_id),
         {
             let stop = stop.clone();
             async move { stop.cancelled().await }
@@ -73,11 +75,17 @@ pub async fn build_app(
         jid_cipher: crypto::JidCipher::new(&jid_key),
         provisioner,
         xmpp: connector,
-        tokens: tokens::Tokens::new(db.clone(), &config.tokens, faults.clone()),
-        limits: ratelimit::Limits::new(&config.rate_limits),
+        tokens: tokens::Tokens::new(db.clone(), &config.tokens, faults.clone())
+            .with_notices(config.database.notify),
+        limits: ratelimit::Limits::for_instances(
+            &config.rate_limits,
+            Some(&db),
+            config.instance.count,
+        ),
         faults,
         db,
         config,
+        instance_id,
     };
     Ok(App(Arc::new(inner)))
 }
@@ -160,6 +168,13 @@ impl Service {
         }
         if !no_reconciler {
             tokio::spawn(reconcile::run(app.clone(), stop.clone()));
+        }
+        {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let notify = app.config.database.notify;
+                tokens::notices::follow(&app.tokens, &app.db, notify, stop).await
+            });
         }
         let addr = http.local_addr()?;
         tracing::info!(%addr, tls = tls.is_some(), "register API listening");

@@ -21,10 +21,15 @@
 //! `tokens.cache_revalidate` seconds before the database is asked again.
 //! Revocations on this instance drop cached entries at once, and a database
 //! read that raced a revocation is never cached (see [`Tokens::lookup`] and
-//! `cache.rs`).
+//! `cache.rs`). With several instances on PostgreSQL, each revocation is
+//! also announced (`NOTIFY`) and every instance drops its entries when it
+//! hears it (`notices.rs`); without the notice (SQLite, `database.notify`
+//! off, or the listener down) another instance's cached answer lasts at
+//! most `tokens.cache_revalidate` seconds.
 
 mod cache;
 pub mod info;
+pub mod notices;
 
 use std::sync::Arc;
 
@@ -35,6 +40,7 @@ use crate::config::TokenConfig;
 use crate::crypto::{random_token, sha256};
 use crate::db::Db;
 use crate::db::session::{self, NewPair, Refreshed};
+use crate::db::shared::{self, Revoked};
 use crate::error::Error;
 use crate::faults::Faults;
 use cache::TokenCache;
@@ -81,6 +87,8 @@ pub struct Tokens {
     refresh_ttl: i64,
     max_sessions: i64,
     faults: Faults,
+    /// Announce revocations to the other instances (`database.notify`).
+    notify: bool,
 }
 
 fn well_formed(token: &str, prefix: &str) -> bool {
@@ -100,6 +108,39 @@ impl Tokens {
             refresh_ttl: cfg.refresh_ttl.max(1) as i64,
             max_sessions: cfg.max_sessions_per_account.max(1) as i64,
             faults,
+            notify: true,
+        }
+    }
+
+    /// Whether revocations are announced to other instances (PostgreSQL
+    /// `NOTIFY`; on by default, a no-op on SQLite).
+    pub fn with_notices(mut self, notify: bool) -> Tokens {
+        self.notify = notify;
+        self
+    }
+
+    /// Drops what a revocation (here or on another instance) ended.
+    pub fn forget(&self, revoked: &Revoked) {
+        match revoked {
+            Revoked::Account(id) => self.cache.forget(|t| t.account_id == *id),
+            Revoked::Sessions(ids) => self.cache.forget(|t| ids.contains(&t.session_id)),
+        }
+    }
+
+    /// Drops every cached verification (notices may have been missed).
+    pub fn forget_all(&self) {
+        self.cache.forget(|_| true);
+    }
+
+    /// Drops what `revoked` ended here, then tells the other instances. A
+    /// failed notice is logged: the revocation stands, and the others see
+    /// it within `tokens.cache_revalidate`.
+    async fn revoked(&self, revoked: Revoked) {
+        self.forget(&revoked);
+        if self.notify
+            && let Err(e) = shared::notify_revoked(&self.db, &revoked).await
+        {
+            tracing::warn!(error = %e, ?revoked, "revocation notice not sent");
         }
     }
 
@@ -121,7 +162,7 @@ impl Tokens {
         )
         .await?;
         if !evicted.is_empty() {
-            self.cache.forget(|t| evicted.contains(&t.session_id));
+            self.revoked(Revoked::Sessions(evicted)).await;
         }
         Ok(issued)
     }
@@ -227,7 +268,7 @@ impl Tokens {
     #[instrument(name = "end_session", skip_all, err(level = "debug"))]
     pub async fn end_session(&self, session_id: i64) -> Result<(), Error> {
         session::end(&self.db, session_id).await?;
-        self.forget_session(session_id);
+        self.revoked(Revoked::Sessions(vec![session_id])).await;
         Ok(())
     }
 
@@ -262,7 +303,8 @@ impl Tokens {
                 session_id,
                 account_id,
             } => {
-                self.forget_session(session_id);
+                // The session's old access token is gone.
+                self.revoked(Revoked::Sessions(vec![session_id])).await;
                 Ok((issued, account_id))
             }
             Refreshed::Unknown => Err(Error::RefreshToken),
@@ -270,7 +312,7 @@ impl Tokens {
             Refreshed::NotOwned => Err(Error::AccessToken),
             // Used (or expired): the session is ended.
             Refreshed::Ended { session_id } => {
-                self.forget_session(session_id);
+                self.revoked(Revoked::Sessions(vec![session_id])).await;
                 Err(Error::RefreshToken)
             }
         }
@@ -280,12 +322,8 @@ impl Tokens {
     #[instrument(name = "revoke_tokens", skip_all, err(level = "debug"))]
     pub async fn revoke_account(&self, account_id: i64) -> Result<(), Error> {
         session::end_all(&self.db, account_id).await?;
-        self.cache.forget(|t| t.account_id == account_id);
+        self.revoked(Revoked::Account(account_id)).await;
         Ok(())
-    }
-
-    fn forget_session(&self, session_id: i64) {
-        self.cache.forget(|t| t.session_id == session_id);
     }
 
     /// Deletes expired tokens and sessions; drops expired cache entries.

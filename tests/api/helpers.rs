@@ -1,7 +1,9 @@
 //! Test harness: a real Prosody started from `config/prosody.cfg.lua` on a
 //! free port with its own data directory (ejabberd: `crate::ejabberd`; both
 //! behind `crate::servers::XmppServer`), and jidgate started in-process on
-//! port 0 against it with a fresh SQLite file.
+//! port 0 against it with a fresh SQLite file, or, with
+//! `JIDGATE_TEST_DATABASE=postgres`, a fresh database on the tests' own
+//! PostgreSQL server (`database_url`).
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use jidgate::signing::{SigningKey, canonical_text};
 use jidgate::xmpp::{Connector, Session, XmppError};
 use jidgate::{Config, FaultHook, Faults, Options, Service};
 use serde_json::{Value, json};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use xmpp_parsers::jid::BareJid;
@@ -305,7 +307,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub token_addr: SocketAddr,
     pub app: jidgate::App,
-    pub db: SqlitePool,
+    /// The database, backend-neutral (`$1` placeholders).
+    pub db: AnyPool,
     pub db_file: PathBuf,
     /// The XMPP server this jidgate uses.
     pub xmpp: XmppServer,
@@ -319,7 +322,7 @@ pub struct TestApp {
 /// Test configuration: fast Argon2, generous rate limits, our apps.
 pub fn base_toml(server: &impl AnyServer, db_file: &Path) -> String {
     format!(
-        "{}\n[database]\nurl = \"sqlite://{}\"\n\
+        "{}\n[database]\nurl = \"{}\"\n\
          [passwords]\nargon2_memory_kib = 256\nargon2_iterations = 1\n\
          [rate_limits]\nverify_code_per_minute = 1000\nregister_per_minute = 1000\n\
          failed_login_per_ip_per_minute = 1000\nfailed_login_per_account_per_minute = 1000\n\
@@ -329,8 +332,33 @@ pub fn base_toml(server: &impl AnyServer, db_file: &Path) -> String {
          [[apps]]\napp_id = \"{DEVICE_APP_ID}\"\nsecret = \"{DEVICE_SECRET}\"\nkind = \"device\"\n\
          [[apps]]\napp_id = \"{SERVICE_APP_ID}\"\nsecret = \"{SERVICE_SECRET}\"\nkind = \"service\"\n",
         server.server().xmpp_toml(),
-        db_file.display()
+        database_url(db_file)
     )
+}
+
+/// The database of a test whose database file is `db_file`: that file
+/// (SQLite), or with `JIDGATE_TEST_DATABASE=postgres` a PostgreSQL database
+/// named after it, created on first use (a restart with the same file finds
+/// the same rows).
+pub fn database_url(db_file: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    if crate::postgres::suite_on_postgres() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        db_file.hash(&mut h);
+        crate::postgres::database_named(&format!("f{:016x}", h.finish()))
+    } else {
+        format!("sqlite://{}", db_file.display())
+    }
+}
+
+/// A small backend-neutral pool on a test's database (see [`database_url`]).
+pub async fn connect_db(db_file: &Path) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(&database_url(db_file))
+        .await
+        .unwrap()
 }
 
 struct FnHook<F>(F);
@@ -416,9 +444,7 @@ impl TestApp {
         let task = tokio::spawn(service.run_until(async move {
             let _ = stopped.await;
         }));
-        let db = SqlitePool::connect(&format!("sqlite://{}", db_file.display()))
-            .await
-            .unwrap();
+        let db = connect_db(&db_file).await;
         let client = test_client(xmpp.ca_file());
         let test_app = TestApp {
             addr,
@@ -586,7 +612,7 @@ impl TestApp {
     /// The answer of a captcha, read from the database (as an attacker with
     /// the database could; no service hook exposes it).
     pub async fn captcha_answer(&self, id: &str) -> String {
-        sqlx::query_scalar("select answer from captcha where id = ?")
+        sqlx::query_scalar("select answer from captcha where id = $1")
             .bind(id)
             .fetch_one(&self.db)
             .await

@@ -1,5 +1,9 @@
 //! Integration tests: the whole service against a real Prosody, and its
-//! XMPP-facing tests against a real ejabberd too (`servers`).
+//! XMPP-facing tests against a real ejabberd too (`servers`); on SQLite,
+//! or on PostgreSQL with `JIDGATE_TEST_DATABASE=postgres` (`postgres`).
+
+#[path = "../support/postgres.rs"]
+mod postgres;
 
 mod ejabberd;
 mod helpers;
@@ -11,6 +15,7 @@ mod binding;
 mod connections;
 mod example_client;
 mod faults;
+mod instances;
 mod login_security;
 mod provisioning;
 mod register;

@@ -16,7 +16,11 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(app: &TestApp) -> Conn {
-        let s = TcpStream::connect(app.token_addr).await.unwrap();
+        Conn::open_at(app.token_addr).await
+    }
+
+    pub async fn open_at(addr: std::net::SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).await.unwrap();
         let (rd, wr) = s.into_split();
         Conn {
             lines: BufReader::new(rd).lines(),

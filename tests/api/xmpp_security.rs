@@ -112,7 +112,7 @@ async fn a_repair_during_a_pending_jid_password_push_sets_the_pending_password(k
         .app
         .jid_cipher
         .encrypt(&d.jid, &SecretString::from(next.to_owned()));
-    sqlx::query("update account set jid_pwd_next = ? where user_name = ?")
+    sqlx::query("update account set jid_pwd_next = $1 where user_name = $2")
         .bind(&enc)
         .bind(&d.name)
         .execute(&app.db)
@@ -328,7 +328,7 @@ async fn a_description_stored_before_the_text_rules_does_not_break_binding() {
     let app = TestApp::spawn(&prosody).await;
     let p = phone(&app, "13800138005", "").await;
     let d = device(&app, "SN-OLD-DES", "").await;
-    sqlx::query("update account set des = ? where user_name = ?")
+    sqlx::query("update account set des = $1 where user_name = $2")
         .bind("lamp\u{ffff}\u{202e}moor")
         .bind(&d.name)
         .execute(&app.db)
@@ -697,10 +697,8 @@ impl<'a> ScriptedProcess<'a> {
             .await
             .unwrap();
         let id = r.headers()["x-captcha-id"].to_str().unwrap().to_owned();
-        let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.proc.db_file.display()))
-            .await
-            .unwrap();
-        let answer: String = sqlx::query_scalar("select answer from captcha where id = ?")
+        let db = crate::helpers::connect_db(&self.proc.db_file).await;
+        let answer: String = sqlx::query_scalar("select answer from captcha where id = $1")
             .bind(&id)
             .fetch_one(&db)
             .await

@@ -1,0 +1,165 @@
+//! Nonces, captchas, bind codes and repair attempts.
+
+use jidgate::config::AppKind;
+use jidgate::db::{self, UserType};
+use jidgate::error::Error;
+use jidgate::signing::{SigningKey, Verified};
+
+use crate::accounts::active;
+use crate::backends::{TestDb, on_each_backend};
+
+on_each_backend!(
+    a_nonce_is_spent_once_per_scope_and_pruned,
+    a_captcha_is_taken_once_and_pruned,
+    a_bind_code_allows_max_guesses_and_is_taken_once,
+    repair_attempts_are_counted_listed_and_cleared,
+    a_shared_rate_limit_lets_its_capacity_through_and_refills,
+);
+
+pub fn verified(scope: &str, nonce: &str, expires_at: i64) -> Verified {
+    Verified {
+        app_id: "app".into(),
+        kind: AppKind::App,
+        key: SigningKey::from_bytes(b"k".to_vec()),
+        nonce_scope: scope.into(),
+        nonce: nonce.into(),
+        nonce_expires_at: expires_at,
+    }
+}
+
+async fn a_nonce_is_spent_once_per_scope_and_pruned(t: &TestDb) {
+    let db = &t.db;
+    db::nonce::spend(db, &verified("a", "n1", 100))
+        .await
+        .unwrap();
+    let again = db::nonce::spend(db, &verified("a", "n1", 100)).await;
+    assert!(matches!(again, Err(Error::NonceReused)), "{again:?}");
+    db::nonce::spend(db, &verified("b", "n1", 100))
+        .await
+        .unwrap();
+    db::nonce::spend(db, &verified("a", "n2", 200))
+        .await
+        .unwrap();
+    assert_eq!(db::nonce::prune(db, 150).await.unwrap(), 2);
+    db::nonce::spend(db, &verified("a", "n1", 300))
+        .await
+        .unwrap();
+}
+
+async fn a_captcha_is_taken_once_and_pruned(t: &TestDb) {
+    let db = &t.db;
+    db::captcha::insert(db, "c1", "abcd", 100).await.unwrap();
+    db::captcha::insert(db, "c2", "efgh", 10).await.unwrap();
+    let c = db::captcha::take(db, "c1").await.unwrap().unwrap();
+    assert_eq!((c.answer.as_str(), c.expires_at), ("abcd", 100));
+    assert!(db::captcha::take(db, "c1").await.unwrap().is_none());
+    assert_eq!(db::captcha::prune(db, 50).await.unwrap(), 1);
+    assert!(db::captcha::take(db, "c2").await.unwrap().is_none());
+}
+
+async fn a_bind_code_allows_max_guesses_and_is_taken_once(t: &TestDb) {
+    let db = &t.db;
+    let dev = active(db, "d", UserType::Device).await;
+    db::bind_code::put(db, dev, b"h1", 100).await.unwrap();
+    for n in 1..=3 {
+        let c = db::bind_code::attempt(db, dev, 3, 50)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.code_hash.as_slice(), c.attempts), (&b"h1"[..], n));
+    }
+    assert!(
+        db::bind_code::attempt(db, dev, 3, 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A new code starts its guesses again; an expired one allows none.
+    db::bind_code::put(db, dev, b"h2", 100).await.unwrap();
+    assert!(
+        db::bind_code::attempt(db, dev, 3, 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db::bind_code::attempt(db, dev, 3, 99)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(!db::bind_code::take(db, dev, b"h1").await.unwrap());
+    assert!(db::bind_code::take(db, dev, b"h2").await.unwrap());
+    assert!(!db::bind_code::take(db, dev, b"h2").await.unwrap());
+    db::bind_code::put(db, dev, b"h3", 10).await.unwrap();
+    assert_eq!(db::bind_code::prune(db, 10).await.unwrap(), 1);
+}
+
+async fn repair_attempts_are_counted_listed_and_cleared(t: &TestDb) {
+    let db = &t.db;
+    let e = Error::Xmpp("down".into());
+    for n in 1..=3 {
+        let attempts =
+            db::repair_attempt::record_failure(db, "account #1", "undo_create", &e, 10 + n)
+                .await
+                .unwrap();
+        assert_eq!(attempts, n);
+    }
+    db::repair_attempt::record_failure(db, "binding #2", "rebind", &e, 20)
+        .await
+        .unwrap();
+    assert_eq!(db::repair_attempt::all(db).await.unwrap().len(), 2);
+    let (count, stuck) = db::repair_attempt::stuck(db, 2, 10).await.unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        (stuck[0].row.as_str(), stuck[0].attempts),
+        ("account #1", 3)
+    );
+    assert_eq!(
+        (stuck[0].first_failed_at, stuck[0].last_failed_at),
+        (11, 13)
+    );
+    assert_eq!(stuck[0].last_code, e.code());
+    db::repair_attempt::clear(db, "account #1", "undo_create")
+        .await
+        .unwrap();
+    assert_eq!(db::repair_attempt::all(db).await.unwrap().len(), 1);
+}
+
+async fn a_shared_rate_limit_lets_its_capacity_through_and_refills(t: &TestDb) {
+    let db = &t.db;
+    let (capacity, unit) = (3, 1000);
+    for _ in 0..3 {
+        assert_eq!(
+            db::rate_limit::take(db, "k", capacity, unit, 10_000)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let wait = db::rate_limit::take(db, "k", capacity, unit, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(wait, Some(1000));
+    // Another key has its own budget; one unit comes back per unit of time.
+    assert_eq!(
+        db::rate_limit::take(db, "other", capacity, unit, 10_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db::rate_limit::take(db, "k", capacity, unit, 10_500)
+            .await
+            .unwrap(),
+        Some(500)
+    );
+    assert_eq!(
+        db::rate_limit::take(db, "k", capacity, unit, 11_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(db::rate_limit::prune(db, 13_000).await.unwrap(), 1);
+    assert_eq!(db::rate_limit::prune(db, 14_000).await.unwrap(), 1);
+}
