@@ -153,6 +153,8 @@ impl InstanceConfig {
                 .unwrap_or_default();
             let host = host.trim();
             let host = if host.is_empty() { "jidgate" } else { host };
+            // Room for the process id within the 64 characters kept.
+            let host: String = host.chars().take(40).collect();
             format!("{host}-{}", std::process::id())
         } else {
             self.id.clone()
@@ -332,4 +334,29 @@ pub struct ReconcileConfig {
     pub concurrency: usize,
     /// Failed attempts after which a row is an alert (error log, /readyz).
     pub alert_after: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_id_is_configured_or_host_and_pid_and_safe_as_a_resource() {
+        let named = InstanceConfig {
+            id: "eu west/1".into(),
+            count: 2,
+        };
+        assert_eq!(named.resolve(), "eu_west_1");
+        let default = InstanceConfig::default().resolve();
+        assert!(
+            default.ends_with(&format!("-{}", std::process::id())),
+            "{default}"
+        );
+        assert!(
+            default
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        );
+        assert_eq!(InstanceConfig::default().count, 1);
+    }
 }
