@@ -101,6 +101,10 @@ async fn two_instances_keep_their_own_admin_sessions_and_refuse_each_others_spen
         assert_eq!(body["result"], 0, "instance {i}: {body}");
     }
     assert_eq!(prosody.accounts().len(), 4 + 1, "{:?}", prosody.accounts());
+    for p in [&a, &b] {
+        let ready = p.client.get(p.url("/readyz")).send().await.unwrap();
+        assert!(ready.status().is_success(), "{}", p.log());
+    }
 
     // One signed request, sent to one instance and then replayed to the
     // other: the nonce table, not a cache, refuses it.
@@ -261,4 +265,47 @@ async fn a_rate_limit_holds_across_instances() {
     }
     // Four a minute from this address, not four per instance.
     assert_eq!(drawn, 4);
+}
+
+#[tokio::test]
+async fn a_revocation_listener_that_lost_its_connection_reconnects_and_hears_again() {
+    let prosody = Prosody::start().await;
+    let url = new_database().await;
+    let toml = "[tokens]\ncache_revalidate = 300\n";
+    let [a, b]: [JidgateProcess; 2] = instances_on(&url, &prosody, 2, toml)
+        .await
+        .try_into()
+        .ok()
+        .unwrap();
+    let mut on_b = token_service(&b).await;
+    assert_eq!(register_device(&a, "SN-LOST-1").await["result"], 0);
+    let token = login_device(&a, "SN-LOST-1").await;
+    assert!(valid(&mut on_b, &token).await);
+
+    // The database drops every listener's connection.
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 2, "one listener per instance");
+    db.close().await;
+
+    // b reconnects (and, having maybe missed notices, forgets its cache);
+    // a revocation on a is then heard at once again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(valid(&mut on_b, &token).await);
+    let logout = [("user_name", "SN-LOST-1"), ("access_token", token.as_str())];
+    assert_eq!(a.call(DEVICE_APP_ID, "/logout", &logout).await["result"], 0);
+    let start = Instant::now();
+    while valid(&mut on_b, &token).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "b missed the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
