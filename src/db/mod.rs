@@ -9,8 +9,10 @@
 //! (`migrations/sqlite/`, `migrations/postgres/`, kept equivalent). Rows
 //! are typed structs; states and user types are enums stored as text and
 //! integers. What only PostgreSQL does for several instances (revocation
-//! notices, the reconciler's lock, shared rate limits) is in [`shared`].
-//! No other module uses sqlx.
+//! notices, the reconciler's lock) is in [`shared`]; the rate limits they
+//! share are in [`rate_limit`]. A statement's result is reduced to what
+//! callers need inside `on_pool!` (e.g. `rows_affected`), so both arms
+//! have one type. No other module uses sqlx.
 
 /// Runs `$body` with `$pool` bound to the backend's pool (a reference to
 /// `sqlx::Pool<DB>`), whichever backend `$db` has: the body is written once
