@@ -269,6 +269,11 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
         stop.cancel();
         return Ok(0);
     }
+    // On PostgreSQL, not beside a running instance's reconciler.
+    let Some(_lock) = crate::db::shared::Leadership::try_take(&app.db).await? else {
+        stop.cancel();
+        anyhow::bail!("a running instance holds the reconciler's lock: it repairs these itself");
+    };
     let report = crate::reconcile::apply_all(&app, &actions).await;
     println!("done: {}, failed: {}", report.done, report.failed);
     stop.cancel();
