@@ -95,6 +95,7 @@ fi
     >"$pgdata/../jidgate-postgres.log" 2>&1 &
 pg_pid=$!
 trap 'kill $prosody_pid $pg_pid ${a_pid:-} ${b_pid:-} 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 100); do
     "$pgbin/psql" -X -q -h 127.0.0.1 -p 5433 -U postgres -d postgres -c 'select 1' >/dev/null 2>&1 && break
     sleep 0.1
