@@ -25,6 +25,7 @@ pub mod account;
 pub mod bind_code;
 pub mod binding;
 pub mod captcha;
+pub mod facade;
 pub mod nonce;
 pub mod repair_attempt;
 pub mod session;

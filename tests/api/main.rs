@@ -10,6 +10,8 @@ mod bad_input;
 mod binding;
 mod connections;
 mod example_client;
+mod facade;
+mod facade_client;
 mod faults;
 mod login_security;
 mod provisioning;
