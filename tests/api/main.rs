@@ -11,6 +11,7 @@ mod binding;
 mod connections;
 mod example_client;
 mod facade;
+mod facade_chat;
 mod facade_client;
 mod faults;
 mod login_security;
