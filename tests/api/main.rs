@@ -13,6 +13,7 @@ mod example_client;
 mod facade;
 mod facade_chat;
 mod facade_client;
+mod facade_delivery;
 mod faults;
 mod login_security;
 mod provisioning;
