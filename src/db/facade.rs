@@ -147,3 +147,25 @@ pub async fn unread(db: &Db, account_id: i64, limit: i64) -> Result<Vec<(String,
     .fetch_all(pool)
     .await)?)
 }
+
+/// Active user names starting with `prefix` (`user.search` with
+/// `facade.search_prefix`), in order.
+pub async fn names_with_prefix(db: &Db, prefix: &str, limit: i64) -> Result<Vec<String>, Error> {
+    // User names have no LIKE wildcards (fields::UserName), but escape
+    // anyway.
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(on_pool!(db, pool => sqlx::query_scalar::<_, String>(
+        "select user_name from account where state = 'active' \
+         and user_name like $1 escape '\\' order by user_name limit $2",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}

@@ -1,7 +1,9 @@
 //! The facade's functions, one file per family, and the one reader of
 //! their parameters ([`Parm`]).
 
+pub mod block;
 pub mod friend;
+pub mod history;
 pub mod message;
 pub mod session;
 pub mod user;
@@ -33,6 +35,11 @@ pub async fn call(
             "session.resume starts a socket; this one has a session",
         )),
         "user.info" => user::info(live, &p).await,
+        "user.update" => user::update(live, &p).await,
+        "user.search" | "user.find" => user::search(live, &p).await,
+        "user.block" => block::block(live, &p).await,
+        "user.unblock" => block::unblock(live, &p).await,
+        "user.block_list" => block::list(live).await,
         "user.friend_list" => friend::list(live, &p).await,
         "user.add_friend" => friend::add(live, &p).await,
         "user.accept_friend" => friend::accept(live, &p).await,
@@ -42,6 +49,7 @@ pub async fn call(
         "message.send" => message::send(live, &p).await,
         "message.typing" => message::typing(live, &p).await,
         "message.mark_read" => message::mark_read(live, &p).await,
+        "message.read" => history::read(live, &p).await,
         _ => Err(Failure::new(errno::UNKNOWN_FUNC, "no such func")),
     }
 }
