@@ -12,6 +12,9 @@ export PATH="$PATH:/usr/sbin"
 need prosody prosody
 need ejabberdctl ejabberd
 need python3 python3
+# The facade's Python example client (docs/examples/facade_client.py).
+python3 -c "import websockets.asyncio.client" 2>/dev/null \
+    || python3 -m pip install --quiet "websockets==17.4"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

@@ -14,6 +14,7 @@ mod facade;
 mod facade_chat;
 mod facade_client;
 mod facade_delivery;
+mod facade_example;
 mod facade_profile;
 mod faults;
 mod login_security;
