@@ -110,7 +110,11 @@ async fn upgrade(facade: Arc<Facade>, ws: WebSocketUpgrade, Query(q): Query<WsQu
         resume_token: q.resume_token,
         last_pid: q.last_pid.unwrap_or(0),
     };
+    // Small buffers: most sessions are idle (tungstenite's defaults are
+    // 128 KiB each way); frames go out as soon as they are written.
     ws.max_message_size(hard)
         .max_frame_size(hard)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| session::serve(facade, socket, codec, start))
 }

@@ -16,6 +16,7 @@ mod facade_client;
 mod facade_delivery;
 mod facade_example;
 mod facade_profile;
+mod facade_session;
 mod faults;
 mod login_security;
 mod provisioning;
