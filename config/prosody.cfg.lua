@@ -43,7 +43,15 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping";
 	"adhoc"; "admin_adhoc"; "presence"; "message"; "iq";
 	"offline"; "carbons"; "mam";
+	-- The WebSocket facade (docs/facade.md): stream management (XEP-0198,
+	-- mod_smacks from prosody-modules) so that a stanza is acknowledged only
+	-- once the phone has it; blocking (XEP-0191); vCards (XEP-0054).
+	"smacks"; "blocklist"; "vcard";
 }
+-- Unacknowledged stanzas of a facade session that ends are stored offline
+-- (mod_smacks hands them to mod_offline when it was the user's last
+-- session); jidgate never asks to resume at the XMPP level.
+smacks_max_queue_size = 500
 -- No in-band registration (XEP-0077) of any kind. jidgate alone creates,
 -- deletes and re-keys accounts (XEP-0133 over its admin session, which uses
 -- mod_admin_adhoc, not mod_register). mod_register would let every logged-in

@@ -20,6 +20,9 @@ need python3 python3
 # Debian keeps initdb and postgres in /usr/lib/postgresql/<version>/bin,
 # outside PATH; the package's pg_lsclusters is in PATH.
 need pg_lsclusters postgresql
+# The facade's Python example client (docs/examples/facade_client.py).
+python3 -c "import websockets.asyncio.client" 2>/dev/null \
+    || python3 -m pip install --quiet "websockets==17.4"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

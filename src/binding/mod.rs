@@ -22,4 +22,4 @@ pub use pair::{
     forget_account, pair_state, unbind_row,
 };
 pub use routes::router;
-pub use sessions::{Sessions, login_as};
+pub use sessions::{Sessions, login_as, login_with};

@@ -16,7 +16,7 @@ use crate::db::{Account, account};
 use crate::error::Error;
 use crate::xmpp::admin::AdminOutcome;
 use crate::xmpp::roster;
-use crate::xmpp::{Session, SessionHandle, XmppError};
+use crate::xmpp::{Session, SessionHandle, SessionOptions, XmppError};
 
 /// XMPP sessions as accounts for one operation. Each account logs in once,
 /// when a task of the operation first needs it, and every task shares that
@@ -93,12 +93,23 @@ impl<'a> Sessions<'a> {
 /// `repair_jid_password`.
 #[instrument(name = "login_as", skip_all, err(level = "debug"))]
 pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
+    let resource = app.own_resource(&random_token::<6>());
+    login_with(app, account, &resource, SessionOptions::default()).await
+}
+
+/// [`login_as`] binding `resource`, with a session that treats inbound
+/// stanzas as `options` say (the facade's sessions).
+pub async fn login_with(
+    app: &App,
+    account: &Account,
+    resource: &str,
+    options: SessionOptions,
+) -> Result<Session, Error> {
     let jid = account.jid(app.domain())?;
     let password = app
         .jid_cipher
         .decrypt(jid.as_str(), &account.jid_pwd_enc)
         .map_err(Error::Internal)?;
-    let resource = app.own_resource(&random_token::<6>());
     let as_error = |e: XmppError| {
         if e.is_auth() {
             Error::JidPassword
@@ -108,7 +119,7 @@ pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
     };
     match app
         .xmpp
-        .login(&jid, password.expose_secret(), &resource)
+        .login_with(&jid, password.expose_secret(), resource, options)
         .await
     {
         Ok(session) => return Ok(session),
@@ -117,7 +128,7 @@ pub async fn login_as(app: &App, account: &Account) -> Result<Session, Error> {
     }
     let password = repair_jid_password(app, account.id, &jid).await?;
     app.xmpp
-        .login(&jid, password.expose_secret(), &resource)
+        .login_with(&jid, password.expose_secret(), resource, options)
         .await
         .map_err(as_error)
 }

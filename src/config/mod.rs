@@ -2,6 +2,7 @@
 //! optional file, then `JIDGATE__SECTION__KEY` environment variables. The
 //! sections are in [`sections`], the cross-field checks in `validate.rs`.
 
+pub mod facade;
 pub mod sections;
 mod validate;
 
@@ -12,6 +13,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+pub use facade::FacadeConfig;
 pub use sections::*;
 
 /// The commented default configuration, compiled in.
@@ -38,6 +40,8 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     #[serde(default)]
     pub instance: InstanceConfig,
+    #[serde(default)]
+    pub facade: FacadeConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

@@ -30,6 +30,7 @@ pub mod account;
 pub mod bind_code;
 pub mod binding;
 pub mod captcha;
+pub mod facade;
 pub mod nonce;
 pub mod rate_limit;
 pub mod repair_attempt;

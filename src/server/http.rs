@@ -213,7 +213,10 @@ impl Handler {
             peer: self.peer,
             activity: activity.clone(),
         };
-        let conn = self.shared.builder.serve_connection(io, service);
+        let conn = self
+            .shared
+            .builder
+            .serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let period = self.shared.header_timeout;
         let watchdog = tokio::time::sleep(period);

@@ -13,7 +13,7 @@ use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
-use crate::{accounts, api, binding, captcha, db};
+use crate::{accounts, api, binding, captcha, db, facade};
 
 /// The HTTP routes of every module.
 pub fn router(app: App) -> Router {
@@ -22,6 +22,7 @@ pub fn router(app: App) -> Router {
         .merge(captcha::router())
         .merge(accounts::router())
         .merge(binding::router())
+        .merge(facade::router(&app))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route_layer(from_fn(api::trace::record_route))

@@ -26,7 +26,7 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
-use super::session::{FallibleStream, Session};
+use super::session::{FallibleStream, Session, SessionOptions};
 use super::{XmppError, iq};
 use crate::config::{XmppConfig, XmppSecurity};
 
@@ -112,17 +112,31 @@ impl Connector {
         password: &str,
         resource: &str,
     ) -> Result<Session, XmppError> {
-        tokio::time::timeout(self.timeout, self.login_inner(jid, password, resource))
+        self.login_with(jid, password, resource, SessionOptions::default())
             .await
-            .map_err(|_| XmppError::Timeout)?
     }
 
-    async fn login_inner(
+    /// [`Connector::login`] with a session that treats inbound stanzas as
+    /// `options` say (lossless, XEP-0198).
+    pub async fn login_with(
         &self,
         jid: &BareJid,
         password: &str,
         resource: &str,
+        options: SessionOptions,
     ) -> Result<Session, XmppError> {
+        let login = Login {
+            jid,
+            password,
+            resource,
+            options,
+        };
+        tokio::time::timeout(self.timeout, self.login_inner(&login))
+            .await
+            .map_err(|_| XmppError::Timeout)?
+    }
+
+    async fn login_inner(&self, login: &Login<'_>) -> Result<Session, XmppError> {
         let tcp = TcpStream::connect(&self.server).await?;
         // Prosody and tokio-xmpp both leave Nagle on; small stanzas then stall.
         tcp.set_nodelay(true)?;
@@ -143,15 +157,8 @@ impl Connector {
             .map_err(|e| XmppError::Protocol(e.to_string()))?;
         match &self.tls {
             None => {
-                self.authenticate(
-                    stream,
-                    features,
-                    jid,
-                    password,
-                    resource,
-                    ChannelBinding::None,
-                )
-                .await
+                self.authenticate(stream, features, login, ChannelBinding::None)
+                    .await
             }
             Some((connector, name)) => {
                 if features.starttls.is_none() {
@@ -174,8 +181,7 @@ impl Connector {
                     .recv_features()
                     .await
                     .map_err(|e| XmppError::Protocol(e.to_string()))?;
-                self.authenticate(stream, features, jid, password, resource, binding)
-                    .await
+                self.authenticate(stream, features, login, binding).await
             }
         }
     }
@@ -192,14 +198,18 @@ impl Connector {
         &self,
         stream: FallibleStream<S>,
         features: StreamFeatures,
-        jid: &BareJid,
-        password: &str,
-        resource: &str,
+        login: &Login<'_>,
         binding: ChannelBinding,
     ) -> Result<Session, XmppError>
     where
         S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let Login {
+            jid,
+            password,
+            resource,
+            options,
+        } = *login;
         let node = jid
             .node()
             .ok_or_else(|| XmppError::Protocol("JID without localpart".into()))?;
@@ -243,7 +253,7 @@ impl Connector {
                 other => XmppError::Protocol(other.to_string()),
             })?;
         let pending = stream.send_header(self.header()).await?;
-        let (_features, mut stream): (_, FallibleStream<S>) = pending
+        let (features, mut stream): (_, FallibleStream<S>) = pending
             .recv_features()
             .await
             .map_err(|e| XmppError::Protocol(e.to_string()))?;
@@ -274,8 +284,25 @@ impl Connector {
                 _ => continue,
             }
         };
-        Ok(Session::spawn(stream, full, self.timeout))
+        if options.stream_management {
+            if features.stream_management.is_none() {
+                return Err(XmppError::Protocol(
+                    "the server does not offer stream management (XEP-0198)".into(),
+                ));
+            }
+            super::sm::enable(&mut stream).await?;
+        }
+        Ok(Session::spawn(stream, full, self.timeout, options))
     }
+}
+
+/// Who logs in, and how the session treats inbound stanzas.
+#[derive(Clone, Copy)]
+struct Login<'a> {
+    jid: &'a BareJid,
+    password: &'a str,
+    resource: &'a str,
+    options: SessionOptions,
 }
 
 fn sasl_condition(cond: &SaslCondition) -> String {

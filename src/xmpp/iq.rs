@@ -20,6 +20,9 @@ use tokio::sync::oneshot;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::minidom::Element;
+use xmpp_parsers::ns;
+use xmpp_parsers::stanza::Stanza;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::XmppError;
 
@@ -120,6 +123,77 @@ impl PendingIqs {
         for (_, w) in self.waiting.drain() {
             let _ = w.reply.send(Err(XmppError::Closed));
         }
+    }
+}
+
+/// Completes a waiting IQ (matched by sender and id, see [`iq`]), or answers
+/// IQ requests: pings get a result, roster pushes from the server a result,
+/// everything else service-unavailable.
+/// Returns the reply to send and the stanza to hand to the reader.
+pub(super) fn answer_incoming(
+    incoming: Iq,
+    me: &FullJid,
+    pending: &mut PendingIqs,
+) -> (Option<Iq>, Option<Stanza>) {
+    match incoming {
+        reply @ (Iq::Result { .. } | Iq::Error { .. }) => {
+            if pending.complete(reply) == Matched::Unmatched {
+                // A late answer after a timeout, or a forgery: never an
+                // answer to anything (debug only: a flood must not flood
+                // the log).
+                tracing::debug!("dropped an IQ reply that answers no request of ours");
+            }
+            (None, None)
+        }
+        Iq::Get {
+            from, id, payload, ..
+        } => {
+            if payload.is("ping", ns::PING) {
+                (from.map(|from| Iq::empty_result(from, id)), None)
+            } else {
+                (Some(error_reply(from, id)), None)
+            }
+        }
+        Iq::Set {
+            from, id, payload, ..
+        } => {
+            // RFC 6121 §2.1.6: a roster push comes from the server (no
+            // from, or our own bare JID); anyone else's is ignored.
+            let from_server = from.as_ref().is_none_or(|f| *f == me.to_bare());
+            if payload.is("query", ns::ROSTER) && from_server {
+                let push = Stanza::Iq(Iq::Set {
+                    from: from.clone(),
+                    to: None,
+                    id: id.clone(),
+                    payload,
+                });
+                // A push from the server carries no from, or our own bare JID.
+                let reply = Iq::Result {
+                    from: None,
+                    to: from,
+                    id,
+                    payload: None,
+                };
+                (Some(reply), Some(push))
+            } else {
+                (Some(error_reply(from, id)), None)
+            }
+        }
+    }
+}
+
+fn error_reply(to: Option<Jid>, id: String) -> Iq {
+    Iq::Error {
+        from: None,
+        to,
+        id,
+        error: StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            "",
+        ),
+        payload: None,
     }
 }
 

@@ -63,6 +63,13 @@ pub async fn set_item(
     Ok(())
 }
 
+/// Sets an item as given (name and groups; the subscription is the
+/// server's). RFC 6121 §2.1.5.
+pub async fn set(session: &SessionHandle, item: Item) -> Result<(), XmppError> {
+    session.iq(None, IqRequest::Set(one_item(item))).await?;
+    Ok(())
+}
+
 /// Removes an item; the server cancels both subscriptions. RFC 6121 §2.5.
 /// Removing an item that is not there is not an error.
 pub async fn remove_item(session: &SessionHandle, jid: &BareJid) -> Result<(), XmppError> {

@@ -3,7 +3,15 @@
 //! matched by (sender, id) ([`super::iq`]); the task answers pings and
 //! roster pushes itself (RFC 6120 §8.2.3, RFC 6121 §2.1.6) and keeps the
 //! stream alive with pings of its own.
+//!
+//! Inbound stanzas reach the reader in order. By default the queue drops
+//! when full (nobody is obliged to read); a [`SessionOptions::lossless`]
+//! session waits for its reader instead (backpressure: the task stops
+//! reading the stream), and with [`SessionOptions::stream_management`] it
+//! acknowledges to the server (XEP-0198, [`super::sm`]) only what the
+//! reader marked handled.
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,11 +21,12 @@ use tokio_xmpp::xmlstream::{ReadError, XmlStream, XmppStreamElement};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::minidom::Element;
-use xmpp_parsers::ns;
 use xmpp_parsers::ping::Ping;
+use xmpp_parsers::sm;
 use xmpp_parsers::stanza::Stanza;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stream_error::DefinedCondition as StreamCondition;
 
+use super::sm::Ledger;
 use super::{XmppError, iq};
 
 /// The XML stream of a session: elements that failed to parse are reported
@@ -44,8 +53,40 @@ enum Command {
 /// Dropping the session (or calling [`Session::close`]) ends the stream.
 pub struct Session {
     handle: SessionHandle,
-    events: mpsc::Receiver<Stanza>,
+    events: mpsc::Receiver<Inbound>,
     done: Option<oneshot::Receiver<()>>,
+    /// Dropped with the session: the task ends even while handles live.
+    _quit: oneshot::Sender<()>,
+}
+
+/// How a session treats inbound stanzas.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOptions {
+    /// Wait for the reader rather than drop when the queue is full.
+    pub lossless: bool,
+    /// Enable XEP-0198 and acknowledge only stanzas the reader handled
+    /// ([`SessionHandle::handled`]); implies nothing without `lossless`.
+    pub stream_management: bool,
+}
+
+/// An inbound stanza and its place in the stream (for
+/// [`SessionHandle::handled`]).
+#[derive(Debug)]
+pub struct Inbound {
+    pub seq: u64,
+    pub stanza: Stanza,
+}
+
+/// Why a session's stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// We closed it, or the connection ended.
+    Closed,
+    /// The server replaced us: another login bound the same resource
+    /// (stream error `conflict`, RFC 6120 §4.9.3.3).
+    Conflict,
+    /// Any other stream error from the server.
+    StreamError(String),
 }
 
 /// A cheap handle to send on a [`Session`] from several places.
@@ -54,29 +95,52 @@ pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
     jid: FullJid,
     timeout: Duration,
+    ledger: Arc<Mutex<Ledger>>,
+    ended: Arc<OnceLock<Ended>>,
 }
 
-/// Incoming stanzas kept for [`Session::next_event`] before older ones are
-/// dropped; the session task never blocks on a reader that is not reading.
+/// Incoming stanzas queued for the reader: beyond, a lossy session drops
+/// new ones (it never blocks on a reader that is not reading), a lossless
+/// one stops reading the stream until the reader catches up.
 const EVENT_QUEUE: usize = 256;
 
 impl Session {
-    pub(super) fn spawn<S>(stream: FallibleStream<S>, jid: FullJid, timeout: Duration) -> Session
+    pub(super) fn spawn<S>(
+        stream: FallibleStream<S>,
+        jid: FullJid,
+        timeout: Duration,
+        options: SessionOptions,
+    ) -> Session
     where
         S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
-        let me = jid.clone();
+        let (quit_tx, quit_rx) = oneshot::channel();
+        let handle = SessionHandle {
+            tx,
+            jid,
+            timeout,
+            ledger: Arc::default(),
+            ended: Arc::default(),
+        };
+        let task = Task {
+            me: handle.jid.clone(),
+            options,
+            events: ev_tx,
+            ledger: handle.ledger.clone(),
+            ended: handle.ended.clone(),
+        };
         tokio::spawn(async move {
-            run_session(stream, me, rx, ev_tx).await;
+            task.run(stream, rx, quit_rx).await;
             let _ = done_tx.send(());
         });
         Session {
-            handle: SessionHandle { tx, jid, timeout },
+            handle,
             events: ev_rx,
             done: Some(done_rx),
+            _quit: quit_tx,
         }
     }
 
@@ -103,6 +167,12 @@ impl Session {
     /// The next stanza the server pushed to us (messages, presences, IQ
     /// requests other than pings and roster pushes), or `None` once closed.
     pub async fn next_event(&mut self) -> Option<Stanza> {
+        self.events.recv().await.map(|i| i.stanza)
+    }
+
+    /// The next inbound stanza with its sequence number, for readers that
+    /// acknowledge ([`SessionHandle::handled`]); `None` once closed.
+    pub async fn next_inbound(&mut self) -> Option<Inbound> {
         self.events.recv().await
     }
 
@@ -136,6 +206,20 @@ impl SessionHandle {
         self.tx.closed().await
     }
 
+    /// Why the stream ended (`None` while it runs).
+    pub fn ended(&self) -> Option<Ended> {
+        self.ended.get().cloned()
+    }
+
+    /// The reader handled inbound stanza `seq`: with stream management, the
+    /// server may now forget it.
+    pub fn handled(&self, seq: u64) {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handled(seq);
+    }
+
     /// Sends an IQ and waits (with the session's timeout) for the result.
     pub async fn iq(&self, to: Option<Jid>, req: IqRequest) -> Result<Option<Element>, XmppError> {
         let (tx, rx) = oneshot::channel();
@@ -165,152 +249,138 @@ impl SessionHandle {
     }
 }
 
-/// The task that owns one stream, bound as `me`.
-async fn run_session<S>(
-    mut stream: FallibleStream<S>,
+/// What the task that owns one stream, bound as `me`, keeps.
+struct Task {
     me: FullJid,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Stanza>,
-) where
-    S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut pending = iq::PendingIqs::new(me.clone());
-    loop {
-        tokio::select! {
-            item = stream.next() => {
-                let element = match item {
-                    None => break,
-                    Some(Err(ReadError::SoftTimeout)) => {
-                        // Keep the stream alive and prove the server is there.
-                        let ping = Iq::from_get(iq::new_id(), Ping);
-                        if stream.send(&XmppStreamElement::Stanza(Stanza::Iq(ping))).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Some(Err(_)) => break,
-                    Some(Ok(el)) => match el.into_read_error() {
-                        Ok(el) => el,
-                        Err(ReadError::ParseError(e)) => {
-                            tracing::debug!(error = %e, "ignoring unparsable XMPP element");
+    options: SessionOptions,
+    events: mpsc::Sender<Inbound>,
+    ledger: Arc<Mutex<Ledger>>,
+    ended: Arc<OnceLock<Ended>>,
+}
+
+impl Task {
+    async fn run<S>(
+        self,
+        mut stream: FallibleStream<S>,
+        mut commands: mpsc::Receiver<Command>,
+        mut quit: oneshot::Receiver<()>,
+    ) where
+        S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut pending = iq::PendingIqs::new(self.me.clone());
+        let mut ended = Ended::Closed;
+        loop {
+            tokio::select! {
+                _ = &mut quit => break,
+                item = stream.next() => {
+                    let element = match item {
+                        None => break,
+                        Some(Err(ReadError::SoftTimeout)) => {
+                            // Keep the stream alive and prove the server is there.
+                            let ping = Iq::from_get(iq::new_id(), Ping);
+                            if stream.send(&XmppStreamElement::Stanza(Stanza::Iq(ping))).await.is_err() {
+                                break;
+                            }
                             continue;
                         }
-                        Err(_) => break,
-                    },
-                };
-                match element {
-                    XmppStreamElement::Stanza(Stanza::Iq(iq)) => {
-                        if let Some(reply) = handle_incoming_iq(iq, &me, &mut pending, &events) {
-                            if stream.send(&XmppStreamElement::Stanza(Stanza::Iq(reply))).await.is_err() {
+                        Some(Err(_)) => break,
+                        Some(Ok(el)) => match el.into_read_error() {
+                            Ok(el) => el,
+                            Err(ReadError::ParseError(e)) => {
+                                // Still a stanza the server counted.
+                                self.ledger().receive(false);
+                                tracing::debug!(error = %e, "ignoring unparsable XMPP element");
+                                continue;
+                            }
+                            Err(_) => break,
+                        },
+                    };
+                    match element {
+                        XmppStreamElement::Stanza(Stanza::Iq(iq)) => {
+                            let (reply, event) = iq::answer_incoming(iq, &self.me, &mut pending);
+                            if let Some(reply) = reply
+                                && stream.send(&XmppStreamElement::Stanza(Stanza::Iq(reply))).await.is_err()
+                            {
+                                break;
+                            }
+                            match event {
+                                Some(event) => self.deliver(event).await,
+                                None => { self.ledger().receive(false); }
+                            }
+                        }
+                        XmppStreamElement::Stanza(other) => self.deliver(other).await,
+                        XmppStreamElement::SM(sm::Nonza::Req(_)) => {
+                            let h = self.ledger().h();
+                            if stream.send(&super::sm::ack(h)).await.is_err() {
                                 break;
                             }
                         }
+                        XmppStreamElement::StreamError(e) => {
+                            tracing::warn!(error = %e.0, "XMPP server closed the stream");
+                            ended = match e.0.condition {
+                                StreamCondition::Conflict => Ended::Conflict,
+                                other => Ended::StreamError(format!("{other:?}")),
+                            };
+                            break;
+                        }
+                        _ => {}
                     }
-                    XmppStreamElement::Stanza(other) => {
-                        // Nobody is obliged to read events: drop when full.
-                        let _ = events.try_send(other);
-                    }
-                    XmppStreamElement::StreamError(e) => {
-                        tracing::warn!(error = %e.0, "XMPP server closed the stream");
-                        break;
-                    }
-                    _ => {}
                 }
-            }
-            command = commands.recv() => {
-                let Some(command) = command else { break };
-                match command {
-                    Command::Send(stanza, done) => {
-                        let r = stream.send(&XmppStreamElement::Stanza(*stanza)).await;
-                        let failed = r.is_err();
-                        let _ = done.send(r.map_err(XmppError::Io));
-                        if failed { break; }
-                    }
-                    Command::Iq(to, req, reply) => {
-                        let id = iq::new_id();
-                        let request = match req {
-                            IqRequest::Get(payload) => Iq::Get { from: None, to: to.clone(), id: id.clone(), payload },
-                            IqRequest::Set(payload) => Iq::Set { from: None, to: to.clone(), id: id.clone(), payload },
-                        };
-                        match stream.send(&XmppStreamElement::Stanza(Stanza::Iq(request))).await {
-                            Ok(()) => pending.expect(id, to, reply),
-                            Err(e) => { let _ = reply.send(Err(XmppError::Io(e))); break; }
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    match command {
+                        Command::Send(stanza, done) => {
+                            let r = stream.send(&XmppStreamElement::Stanza(*stanza)).await;
+                            let failed = r.is_err();
+                            let _ = done.send(r.map_err(XmppError::Io));
+                            if failed { break; }
+                        }
+                        Command::Iq(to, req, reply) => {
+                            let id = iq::new_id();
+                            let request = match req {
+                                IqRequest::Get(payload) => Iq::Get { from: None, to: to.clone(), id: id.clone(), payload },
+                                IqRequest::Set(payload) => Iq::Set { from: None, to: to.clone(), id: id.clone(), payload },
+                            };
+                            match stream.send(&XmppStreamElement::Stanza(Stanza::Iq(request))).await {
+                                Ok(()) => pending.expect(id, to, reply),
+                                Err(e) => { let _ = reply.send(Err(XmppError::Io(e))); break; }
+                            }
                         }
                     }
                 }
             }
         }
+        let _ = self.ended.set(ended);
+        pending.close();
+        if self.options.stream_management {
+            // What the reader handled, and nothing else: the server keeps
+            // (and stores offline) the rest.
+            let h = self.ledger().h();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), stream.send(&super::sm::ack(h))).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     }
-    pending.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
-}
 
-/// Completes a waiting IQ (matched by sender and id, see [`iq`]), or answers
-/// IQ requests: pings get a result, roster pushes from the server a result,
-/// everything else service-unavailable.
-fn handle_incoming_iq(
-    incoming: Iq,
-    me: &FullJid,
-    pending: &mut iq::PendingIqs,
-    events: &mpsc::Sender<Stanza>,
-) -> Option<Iq> {
-    match incoming {
-        reply @ (Iq::Result { .. } | Iq::Error { .. }) => {
-            if pending.complete(reply) == iq::Matched::Unmatched {
-                // A late answer after a timeout, or a forgery: never an
-                // answer to anything (debug only: a flood must not flood
-                // the log).
-                tracing::debug!("dropped an IQ reply that answers no request of ours");
-            }
-            None
-        }
-        Iq::Get {
-            from, id, payload, ..
-        } => {
-            if payload.is("ping", ns::PING) {
-                Some(Iq::empty_result(from?, id))
-            } else {
-                Some(error_reply(from, id))
-            }
-        }
-        Iq::Set {
-            from, id, payload, ..
-        } => {
-            // RFC 6121 §2.1.6: a roster push comes from the server (no
-            // from, or our own bare JID); anyone else's is ignored.
-            let from_server = from.as_ref().is_none_or(|f| *f == me.to_bare());
-            if payload.is("query", ns::ROSTER) && from_server {
-                let _ = events.try_send(Stanza::Iq(Iq::Set {
-                    from: from.clone(),
-                    to: None,
-                    id: id.clone(),
-                    payload,
-                }));
-                // A push from the server carries no from, or our own bare JID.
-                Some(Iq::Result {
-                    from: None,
-                    to: from,
-                    id,
-                    payload: None,
-                })
-            } else {
-                Some(error_reply(from, id))
-            }
-        }
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-fn error_reply(to: Option<Jid>, id: String) -> Iq {
-    Iq::Error {
-        from: None,
-        to,
-        id,
-        error: StanzaError::new(
-            ErrorType::Cancel,
-            DefinedCondition::ServiceUnavailable,
-            "en",
-            "",
-        ),
-        payload: None,
+    /// Hands a stanza to the reader: waiting for room when lossless,
+    /// dropping when full otherwise (counted as handled either way unless
+    /// the reader acknowledges).
+    async fn deliver(&self, stanza: Stanza) {
+        let awaits = self.options.lossless && self.options.stream_management;
+        let seq = self.ledger().receive(awaits);
+        let inbound = Inbound { seq, stanza };
+        if self.options.lossless {
+            if self.events.send(inbound).await.is_err() {
+                // No reader any more: nobody will acknowledge it.
+                tracing::debug!("inbound stanza for a session nobody reads");
+            }
+        } else {
+            // Nobody is obliged to read events: drop when full.
+            let _ = self.events.try_send(inbound);
+        }
     }
 }

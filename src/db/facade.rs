@@ -1,0 +1,171 @@
+//! The facade's own tables: friend events (`facade_event`, read by
+//! `event.read`) and unread counts per contact (`facade_unread`).
+
+use sqlx::FromRow;
+
+use super::Db;
+use crate::error::Error;
+
+/// A friend event of an account.
+#[derive(Debug, Clone, FromRow)]
+pub struct Event {
+    pub id: i64,
+    #[sqlx(rename = "type")]
+    pub type_: String,
+    pub peer: String,
+    pub note: String,
+    pub create_time: i64,
+}
+
+/// Records an event; returns its id (`eid`).
+pub async fn add_event(
+    db: &Db,
+    account_id: i64,
+    type_: &str,
+    peer: &str,
+    note: &str,
+    now: i64,
+) -> Result<i64, Error> {
+    let (id,): (i64,) = on_pool!(db, pool => sqlx::query_as(
+        "insert into facade_event (account_id, type, peer, note, create_time) \
+         values ($1, $2, $3, $4, $5) returning id",
+    )
+    .bind(account_id)
+    .bind(type_)
+    .bind(peer)
+    .bind(note)
+    .bind(now)
+    .fetch_one(pool)
+    .await)?;
+    Ok(id)
+}
+
+/// Records an event unless the latest event about `peer` is the same
+/// (a request the server delivers again at each login); returns its id.
+pub async fn add_event_once(
+    db: &Db,
+    account_id: i64,
+    type_: &str,
+    peer: &str,
+    note: &str,
+    now: i64,
+) -> Result<i64, Error> {
+    let latest: Option<(i64, String)> = on_pool!(db, pool => sqlx::query_as(
+        "select id, type from facade_event where account_id = $1 and peer = $2 \
+         order by id desc limit 1",
+    )
+    .bind(account_id)
+    .bind(peer)
+    .fetch_optional(pool)
+    .await)?;
+    match latest {
+        Some((id, t)) if t == type_ => Ok(id),
+        _ => add_event(db, account_id, type_, peer, note, now).await,
+    }
+}
+
+/// The newest `limit` events of an account with ids below `before`,
+/// newest first.
+pub async fn events(
+    db: &Db,
+    account_id: i64,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Event>, Error> {
+    Ok(on_pool!(db, pool => sqlx::query_as::<_, Event>(
+        "select id, type, peer, note, create_time from facade_event \
+         where account_id = $1 and id < $2 order by id desc limit $3",
+    )
+    .bind(account_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Pending friend requests: `add_friend` events from peers with no later
+/// event about them (accept, reject) of this account.
+pub async fn pending_requests(db: &Db, account_id: i64, limit: i64) -> Result<Vec<Event>, Error> {
+    Ok(on_pool!(db, pool => sqlx::query_as::<_, Event>(
+        "select id, type, peer, note, create_time from facade_event e \
+         where account_id = $1 and type = 'add_friend' and not exists ( \
+           select 1 from facade_event l where l.account_id = e.account_id \
+           and l.peer = e.peer and l.id > e.id) \
+         order by id desc limit $2",
+    )
+    .bind(account_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// The user answered `peer`'s friend requests: they are no longer pending.
+pub async fn resolve_requests(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
+    on_pool!(db, pool => sqlx::query(
+        "delete from facade_event where account_id = $1 and peer = $2 and type = 'add_friend'",
+    )
+    .bind(account_id)
+    .bind(peer)
+    .execute(pool)
+    .await)?;
+    Ok(())
+}
+
+/// One more unread message from `peer`.
+pub async fn add_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
+    on_pool!(db, pool => sqlx::query(
+        "insert into facade_unread (account_id, peer, count) values ($1, $2, 1) \
+         on conflict (account_id, peer) do update set count = facade_unread.count + 1",
+    )
+    .bind(account_id)
+    .bind(peer)
+    .execute(pool)
+    .await)?;
+    Ok(())
+}
+
+/// Everything from `peer` is read.
+pub async fn clear_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
+    on_pool!(db, pool => sqlx::query(
+        "delete from facade_unread where account_id = $1 and peer = $2",
+    )
+    .bind(account_id)
+    .bind(peer)
+    .execute(pool)
+    .await)?;
+    Ok(())
+}
+
+/// Unread counts per contact, largest first.
+pub async fn unread(db: &Db, account_id: i64, limit: i64) -> Result<Vec<(String, i64)>, Error> {
+    Ok(on_pool!(db, pool => sqlx::query_as::<_, (String, i64)>(
+        "select peer, count from facade_unread where account_id = $1 \
+         order by count desc, peer limit $2",
+    )
+    .bind(account_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Active user names starting with `prefix` (`user.search` with
+/// `facade.search_prefix`), in order.
+pub async fn names_with_prefix(db: &Db, prefix: &str, limit: i64) -> Result<Vec<String>, Error> {
+    // User names have no LIKE wildcards (fields::UserName), but escape
+    // anyway.
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(on_pool!(db, pool => sqlx::query_scalar::<_, String>(
+        "select user_name from account where state = 'active' \
+         and user_name like $1 escape '\\' order by user_name limit $2",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}

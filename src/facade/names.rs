@@ -1,0 +1,88 @@
+//! Users as the facade names them: `uid` = a jidgate `user_name`, or the
+//! bare JID of a contact with no jidgate account. Anything else in a `to`
+//! or `uid` (a resource, markup, an unknown name) is refused, so a client
+//! can only ever address a bare JID.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use xmpp_parsers::jid::BareJid;
+
+use super::envelope::{Failure, errno};
+use crate::app::App;
+use crate::db::account;
+use crate::fields::UserName;
+
+/// Longest `uid` accepted (a bare JID is at most 3 × 1023 bytes; ours are
+/// far shorter).
+const MAX_UID: usize = 512;
+
+/// Maps uids and JIDs both ways, remembering what it looked up.
+#[derive(Default)]
+pub struct Names {
+    by_jid: Mutex<HashMap<BareJid, String>>,
+}
+
+impl Names {
+    fn remember(&self, jid: &BareJid, uid: &str) {
+        let mut m = self.by_jid.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 10_000 {
+            m.clear();
+        }
+        m.insert(jid.clone(), uid.to_owned());
+    }
+
+    /// The JID a client-given `uid` names: 3 if no such user, a parameter
+    /// error if it is not a uid at all.
+    pub async fn jid_of(&self, app: &App, uid: &str) -> Result<BareJid, Failure> {
+        if uid.is_empty() || uid.len() > MAX_UID {
+            return Err(Failure::parm("uid: a user name or a bare JID"));
+        }
+        if uid.contains('@') {
+            let jid = BareJid::new(uid)
+                .ok()
+                .filter(|j| j.node().is_some() && j.as_str() == uid)
+                .ok_or_else(|| Failure::parm("uid: a bare JID, without resource"))?;
+            if jid.domain().as_str() == app.domain() {
+                // Ours: only an account's JID.
+                let local = jid.node().map(|n| n.as_str()).unwrap_or_default();
+                let acc = account::by_jid_local(&app.db, local)
+                    .await?
+                    .filter(|a| a.is_active())
+                    .ok_or_else(|| Failure::new(errno::NO_TARGET, "no such user"))?;
+                self.remember(&jid, &acc.user_name);
+            }
+            return Ok(jid);
+        }
+        let name = UserName::parse_any(uid).map_err(|_| Failure::parm("uid: not a user name"))?;
+        let acc = account::active_by_name(&app.db, name.as_str())
+            .await?
+            .ok_or_else(|| Failure::new(errno::NO_TARGET, "no such user"))?;
+        let jid = acc.jid(app.domain())?;
+        self.remember(&jid, &acc.user_name);
+        Ok(jid)
+    }
+
+    /// The uid of a JID: its account's user name, else the bare JID.
+    pub async fn uid_of(&self, app: &App, jid: &BareJid) -> String {
+        if let Some(uid) = self
+            .by_jid
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(jid)
+        {
+            return uid.clone();
+        }
+        let uid = match jid.node() {
+            Some(local) if jid.domain().as_str() == app.domain() => {
+                match account::by_jid_local(&app.db, local.as_str()).await {
+                    Ok(Some(acc)) => acc.user_name,
+                    _ => jid.to_string(),
+                }
+            }
+            _ => jid.to_string(),
+        };
+        self.remember(jid, &uid);
+        uid
+    }
+}
