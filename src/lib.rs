@@ -19,7 +19,7 @@
 //!   [`ratelimit`], [`xmpp`];
 //! - storage: [`db`], the one seam a PostgreSQL backend fills;
 //! - the ground: [`params`], [`fields`], [`signing`], [`crypto`],
-//!   [`config`], [`error`], [`faults`], [`clock`].
+//!   [`config`], [`error`], [`faults`], [`clock`], [`metrics`].
 
 #![forbid(unsafe_code)]
 
@@ -48,6 +48,7 @@ pub mod crypto;
 pub mod error;
 pub mod faults;
 pub mod fields;
+pub mod metrics;
 pub mod params;
 pub mod signing;
 

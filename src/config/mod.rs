@@ -36,6 +36,7 @@ pub struct Config {
     pub binding: BindingConfig,
     pub rate_limits: RateLimitConfig,
     pub reconcile: ReconcileConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

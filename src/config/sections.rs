@@ -241,3 +241,10 @@ pub struct ReconcileConfig {
     /// Failed attempts after which a row is an alert (error log, /readyz).
     pub alert_after: u32,
 }
+
+/// The Prometheus metrics listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsConfig {
+    /// `host:port` serving `GET /metrics` over plain HTTP; empty: none.
+    pub listen: String,
+}

@@ -28,6 +28,7 @@ pub mod captcha;
 pub mod nonce;
 pub mod repair_attempt;
 pub mod session;
+pub mod stats;
 
 use std::str::FromStr;
 use std::time::Duration;

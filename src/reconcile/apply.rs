@@ -82,6 +82,7 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
         // inline on a small stack.
         match Box::pin(apply(app, action)).await {
             Ok(()) => {
+                crate::metrics::reconcile_action(operation, true);
                 tracing::info!(action = %action, "reconciled");
                 report.done += 1;
                 if let Err(e) = attempts::clear(&app.db, &target, operation).await {
@@ -89,6 +90,7 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
                 }
             }
             Err(e) => {
+                crate::metrics::reconcile_action(operation, false);
                 report.failed += 1;
                 let counted =
                     attempts::record_failure(&app.db, &target, operation, &e, crate::clock::now())

@@ -43,21 +43,24 @@ pub enum AdminOutcome {
 /// Runs the XEP-0133 command `name` (e.g. `add-user`) about `jid`, sent to
 /// the account's domain (the XMPP server's virtual host): its reply is then
 /// accepted only from that domain (see [`super::iq`]), never from a user who
-/// addressed a result to the admin session.
+/// addressed a result to the admin session. Counted in [`crate::metrics`].
 async fn admin_command(
     session: &SessionHandle,
     jid: &BareJid,
-    name: &str,
+    name: &'static str,
     fields: Vec<Field>,
 ) -> Result<CommandReply, XmppError> {
     let to = Jid::from(jid.domain().to_owned());
-    execute(
+    let started = std::time::Instant::now();
+    let reply = execute(
         session,
         to,
         &format!("{NS_ADMIN}#{name}"),
         admin_form(fields),
     )
-    .await
+    .await;
+    crate::metrics::xmpp_command(name, reply.is_ok(), started.elapsed());
+    reply
 }
 
 /// XEP-0133 §4.1 add-user.

@@ -12,6 +12,7 @@ mod connections;
 mod example_client;
 mod faults;
 mod login_security;
+mod metrics;
 mod provisioning;
 mod register;
 mod tls;
