@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AppKind, Config};
+use crate::config::{AppKind, Config, LogFormat};
 use crate::signing::{SigningKey, canonical_request, canonical_text};
 
 #[derive(Parser, Debug)]
@@ -21,17 +21,11 @@ pub struct Cli {
     /// variables JIDGATE__SECTION__KEY override both).
     #[arg(long, global = true, env = "JIDGATE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format; default: `log.format` of the configuration (`text`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,8 +143,8 @@ pub async fn main() -> anyhow::Result<i32> {
         println!("{}", hex::encode(crate::crypto::random_bytes::<32>()));
         return Ok(0);
     }
-    init_tracing(cli.log_format);
     let config = Config::load(cli.config.as_deref())?;
+    init_tracing(cli.log_format.unwrap_or(config.log.format));
     match cli.command {
         Command::Serve => {
             crate::server::files::raise_open_files_limit(&config);

@@ -37,6 +37,7 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub reconcile: ReconcileConfig,
     pub metrics: MetricsConfig,
+    pub log: LogConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

@@ -248,3 +248,20 @@ pub struct MetricsConfig {
     /// `host:port` serving `GET /metrics` over plain HTTP; empty: none.
     pub listen: String,
 }
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the span fields (request id, route,
+    /// user), for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    /// `--log-format` overrides it.
+    pub format: LogFormat,
+}

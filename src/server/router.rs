@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
@@ -31,7 +31,7 @@ pub fn router(app: App) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(from_fn(api::trace::request_span))
+        .layer(from_fn_with_state(app.clone(), api::trace::request_span))
         .with_state(app)
 }
 

@@ -15,6 +15,7 @@ mod login_security;
 mod metrics;
 mod provisioning;
 mod register;
+mod request_id;
 mod tls;
 mod token_service;
 mod wire_security;
