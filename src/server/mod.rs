@@ -7,6 +7,7 @@
 pub mod files;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod router;
 pub mod tls;
 

@@ -1,4 +1,5 @@
-//! The register API's router: every domain's routes, the health checks,
+//! The register API's router: every domain's routes, `/openapi.json`, the
+//! health checks,
 //! and the layers every request passes: its span (outermost), the request
 //! timeout, and the writer that signs answers and logs failures once.
 
@@ -15,13 +16,20 @@ use tower_http::timeout::TimeoutLayer;
 use crate::app::App;
 use crate::{accounts, api, binding, captcha, db};
 
-/// The HTTP routes of every module.
-pub fn router(app: App) -> Router {
-    let timeout = Duration::from_secs(app.config.http.request_timeout.max(1));
-    Router::new()
+/// The register API's routes, each described in `/openapi.json`.
+pub fn api_routes() -> api::Routes {
+    api::Routes::new()
         .merge(captcha::router())
         .merge(accounts::router())
         .merge(binding::router())
+}
+
+/// The HTTP routes of every module.
+pub fn router(app: App) -> Router {
+    let timeout = Duration::from_secs(app.config.http.request_timeout.max(1));
+    api_routes()
+        .into_router()
+        .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route_layer(from_fn(api::trace::record_route))

@@ -13,6 +13,7 @@ mod example_client;
 mod faults;
 mod login_security;
 mod metrics;
+mod openapi;
 mod provisioning;
 mod register;
 mod request_id;
