@@ -41,6 +41,21 @@ pub enum Command {
     /// Print a random 32-byte key as 64 hex digits (for secrets.jid_key or
     /// app secrets).
     GenKey,
+    /// Manage operators of the console (/console).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Add an operator; the password is prompted for (or read as one line
+    /// from standard input when it is not a terminal).
+    Add {
+        name: String,
+        /// Set the password of an existing operator instead.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,8 +183,36 @@ pub async fn main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Reconcile(args) => reconcile(config, args).await,
+        Command::Operator(OperatorCommand::Add { name, replace }) => {
+            let password = read_password(&format!("password for operator {name}: "))?;
+            let db = crate::db::Db::connect(&config.database).await?;
+            db.migrate().await?;
+            let hasher = crate::crypto::PasswordPool::new(&config.passwords)?;
+            crate::console::add_operator(&db, &hasher, &name, password, replace)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "operator {name} {}",
+                if replace { "updated" } else { "added" }
+            );
+            Ok(0)
+        }
         Command::GenKey => unreachable!("handled above"),
     }
+}
+
+/// A password: prompted for without echo on a terminal, else one line of
+/// standard input.
+fn read_password(prompt: &str) -> anyhow::Result<secrecy::SecretString> {
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt)?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Ok(secrecy::SecretString::from(text))
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,8 @@
 //! (`docs/architecture.md` draws the picture):
 //!
 //! - the process and its transports: [`cli`], [`server`] (launcher, router,
-//!   HTTP accept loop), [`token_service`] (the TCP protocol), [`reconcile`];
+//!   HTTP accept loop), [`token_service`] (the TCP protocol), [`reconcile`],
+//!   [`console`] (the operator console);
 //! - the domains, each with its routes: [`accounts`] (with the session
 //!   endpoints), [`binding`], [`captcha`];
 //! - the HTTP envelope the routes use: [`api`];
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod console;
 pub mod reconcile;
 pub mod server;
 pub mod token_service;

@@ -38,6 +38,7 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub console: ConsoleConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

@@ -265,3 +265,14 @@ pub struct LogConfig {
     /// `--log-format` overrides it.
     pub format: LogFormat,
 }
+
+/// The operator console at `/console`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleConfig {
+    /// Serve `/console` on the register API's listener.
+    pub enabled: bool,
+    /// Seconds a console session may stay idle.
+    pub idle_timeout: u64,
+    /// Failed logins of an operator after which the login needs a captcha.
+    pub captcha_after: u32,
+}

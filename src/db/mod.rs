@@ -22,10 +22,13 @@ macro_rules! on_pool {
 }
 
 pub mod account;
+pub mod audit;
 pub mod bind_code;
 pub mod binding;
 pub mod captcha;
+pub mod console;
 pub mod nonce;
+pub mod operator;
 pub mod repair_attempt;
 pub mod session;
 pub mod stats;

@@ -14,7 +14,7 @@ use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
-use crate::{accounts, api, binding, captcha, db};
+use crate::{accounts, api, binding, captcha, console, db};
 
 /// The register API's routes, each described in `/openapi.json`.
 pub fn api_routes() -> api::Routes {
@@ -27,8 +27,11 @@ pub fn api_routes() -> api::Routes {
 /// The HTTP routes of every module.
 pub fn router(app: App) -> Router {
     let timeout = Duration::from_secs(app.config.http.request_timeout.max(1));
-    api_routes()
-        .into_router()
+    let mut routes = api_routes().into_router();
+    if app.config.console.enabled {
+        routes = routes.merge(console::router());
+    }
+    routes
         .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -9,6 +9,7 @@ mod servers;
 mod bad_input;
 mod binding;
 mod connections;
+mod console;
 mod example_client;
 mod faults;
 mod login_security;
