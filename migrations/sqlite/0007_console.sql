@@ -32,3 +32,11 @@ create table audit (
     detail          text not null default ''
 );
 create index audit_at on audit (at);
+
+-- Accounts an operator disabled: their logins are refused and their JID
+-- password was rotated (the JID cannot log in with what its user has).
+create table account_disabled (
+    account_id      integer primary key references account (id) on delete cascade,
+    disabled_at     integer not null,
+    operator        text not null
+);

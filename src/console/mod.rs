@@ -4,8 +4,10 @@
 //! register API. Operators log in ([`auth`]); the pages ([`pages`]) search
 //! accounts, show one with its sessions and bindings (the live roster read
 //! from the XMPP server beside the database), the pending rows, the
-//! reconciler (dry run and real run) and the audit of every operator action.
+//! reconciler (dry run and real run) and the audit of every operator action;
+//! operators disable and enable accounts ([`actions`]).
 
+pub mod actions;
 pub mod auth;
 pub mod pages;
 
@@ -34,6 +36,8 @@ pub fn router() -> axum::Router<App> {
             "/console/accounts/{id}/sessions/{session}/revoke",
             post(pages::revoke_session),
         )
+        .route("/console/accounts/{id}/disable", post(actions::disable))
+        .route("/console/accounts/{id}/enable", post(actions::enable))
         .route("/console/pending", get(pages::pending))
         .route(
             "/console/reconcile",

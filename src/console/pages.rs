@@ -106,6 +106,8 @@ struct AccountPage<'a> {
     roster: Vec<view::RosterItem>,
     drift: Vec<view::Drift>,
     roster_error: String,
+    /// `since … by …` when an operator disabled the account.
+    disabled: String,
 }
 
 /// `GET /console/accounts/{id}`.
@@ -160,8 +162,13 @@ pub async fn account(
         },
         None => roster_error = "not active: no roster to read".into(),
     }
+    let disabled = rows::disabled(&app.db, id)
+        .await?
+        .map(|(at, by)| format!("since {} by {by}", time(at)))
+        .unwrap_or_default();
     render(&AccountPage {
         op: &op,
+        disabled,
         account: line(&app, &row),
         des: row.des.clone(),
         device_type: row.device_type.clone().unwrap_or_default(),

@@ -1,5 +1,6 @@
 //! What the operator console reads about accounts: a search by user name,
-//! JID or type, one account with its created time, and its sessions.
+//! JID or type, one account with its created time, and its sessions; and
+//! the accounts an operator disabled (`account_disabled`).
 
 use sqlx::FromRow;
 
@@ -98,6 +99,39 @@ pub async fn sessions(db: &Db, account_id: i64, now: i64) -> Result<Vec<SessionR
     .bind(now)
     .fetch_all(pool)
     .await)?)
+}
+
+/// When (and by whom) an account was disabled, if it is.
+pub async fn disabled(db: &Db, account_id: i64) -> Result<Option<(i64, String)>, Error> {
+    Ok(on_pool!(db, pool => sqlx::query_as(
+        "select disabled_at, operator from account_disabled where account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(pool)
+    .await)?)
+}
+
+/// Marks an account disabled; false if it already was.
+pub async fn disable(db: &Db, account_id: i64, operator: &str, now: i64) -> Result<bool, Error> {
+    let r = on_pool!(db, pool => sqlx::query(
+        "insert into account_disabled (account_id, disabled_at, operator) values ($1, $2, $3) \
+         on conflict (account_id) do nothing",
+    )
+    .bind(account_id)
+    .bind(now)
+    .bind(operator)
+    .execute(pool)
+    .await)?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Enables an account again; false if it was not disabled.
+pub async fn enable(db: &Db, account_id: i64) -> Result<bool, Error> {
+    let r = on_pool!(db, pool => sqlx::query("delete from account_disabled where account_id = $1")
+        .bind(account_id)
+        .execute(pool)
+        .await)?;
+    Ok(r.rows_affected() == 1)
 }
 
 #[cfg(test)]

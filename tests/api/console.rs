@@ -329,3 +329,57 @@ async fn operators_are_added_on_the_command_line_with_the_password_from_stdin() 
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
+
+#[tokio::test]
+async fn a_disabled_account_cannot_log_in_nor_its_jid_and_is_enabled_again() {
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn(&prosody).await;
+    add_operator(&app).await;
+    let serial = format!("disable-{}", jidgate::crypto::random_token::<6>());
+    app.register_device(&serial, "device-pass-1", "").await;
+    let login = app.login_device(&serial, "device-pass-1").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let jid = login["user_info"]["jid"].as_str().unwrap().to_owned();
+    let old_jid_pwd = login["user_info"]["jid_pwd"].as_str().unwrap().to_owned();
+    let id: i64 = sqlx::query_scalar("select id from account where user_name = $1")
+        .bind(&serial)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let mut c = Console::new(&app);
+    let csrf = c.log_in(OPERATOR, OPERATOR_PASSWORD).await;
+
+    let (status, ..) = c
+        .post(
+            &format!("/console/accounts/{id}/disable"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = c.get(&format!("/console/accounts/{id}")).await;
+    assert!(page.contains("disabled since"), "{page}");
+    let refused = app.login_device(&serial, "device-pass-1").await;
+    assert_eq!(refused["result"], 100, "{refused}");
+    assert!(app.app.tokens.verify(&token, jidgate::now()).await.is_err());
+    assert!(prosody.login(&jid, &old_jid_pwd).await.is_err());
+
+    let (status, ..) = c
+        .post(
+            &format!("/console/accounts/{id}/enable"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let again = app.login_device(&serial, "device-pass-1").await;
+    assert_eq!(again["result"], 0, "{again}");
+    let new_jid_pwd = again["user_info"]["jid_pwd"].as_str().unwrap();
+    assert_ne!(new_jid_pwd, old_jid_pwd);
+    prosody
+        .login(&jid, new_jid_pwd)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let (_, audit) = c.get("/console/audit").await;
+    assert!(audit.contains(">disable_account<") && audit.contains(">enable_account<"));
+}
