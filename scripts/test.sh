@@ -2,7 +2,9 @@
 # The whole test suite: formatting, lints, unit tests, and the integration
 # tests, which start real Prosody servers from config/prosody.cfg.lua and
 # real ejabberd servers from config/ejabberd.yml on loopback, in temp dirs
-# (tests/api/servers.rs). Installs Prosody, ejabberd and Python from Debian
+# (tests/api/servers.rs), and drive the console in headless Chromium
+# (tests/api/browser.rs). Installs Prosody, ejabberd, Python, Chromium and
+# chromedriver from Debian
 # if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ export PATH="$PATH:/usr/sbin"
 need prosody prosody
 need ejabberdctl ejabberd
 need python3 python3
+need chromedriver chromium chromium-driver
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

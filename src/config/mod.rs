@@ -39,6 +39,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub console: ConsoleConfig,
+    pub playground: PlaygroundConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

@@ -276,3 +276,18 @@ pub struct ConsoleConfig {
     /// Failed logins of an operator after which the login needs a captcha.
     pub captcha_after: u32,
 }
+
+/// When the API playground at `/playground` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaygroundMode {
+    /// When `http.listen` is a loopback address.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaygroundConfig {
+    pub enabled: PlaygroundMode,
+}

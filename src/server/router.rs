@@ -14,7 +14,7 @@ use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
-use crate::{accounts, api, binding, captcha, console, db};
+use crate::{accounts, api, binding, captcha, console, db, playground};
 
 /// The register API's routes, each described in `/openapi.json`.
 pub fn api_routes() -> api::Routes {
@@ -30,6 +30,9 @@ pub fn router(app: App) -> Router {
     let mut routes = api_routes().into_router();
     if app.config.console.enabled {
         routes = routes.merge(console::router());
+    }
+    if playground::enabled(&app.config) {
+        routes = routes.route("/playground", get(playground::page));
     }
     routes
         .route("/openapi.json", get(super::openapi::openapi_json))

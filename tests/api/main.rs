@@ -8,6 +8,7 @@ mod servers;
 
 mod bad_input;
 mod binding;
+mod browser;
 mod connections;
 mod console;
 mod example_client;
