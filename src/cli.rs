@@ -292,7 +292,11 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
     let grace = args.grace.unwrap_or(app.config.reconcile.grace);
     let mut actions = crate::reconcile::pending(&app, grace).await?;
     if !args.no_drift {
-        actions.extend(crate::reconcile::drift(&app).await?);
+        let rows = crate::db::stats::drift_rows(&app.db).await?;
+        let mut progress = crate::progress::Progress::new("reading rosters", rows.max(0) as u64);
+        let found = crate::reconcile::drift_each(&app, |n| progress.advance(n)).await;
+        progress.finish();
+        actions.extend(found?);
     }
     if actions.is_empty() {
         println!("nothing to do: the XMPP server matches the database");
@@ -306,7 +310,9 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
         stop.cancel();
         return Ok(0);
     }
-    let report = crate::reconcile::apply_all(&app, &actions).await;
+    let mut progress = crate::progress::Progress::new("reconcile", actions.len() as u64);
+    let report = crate::reconcile::apply_each(&app, &actions, |ok| progress.step(ok)).await;
+    progress.finish();
     println!("done: {}, failed: {}", report.done, report.failed);
     stop.cancel();
     Ok(if report.failed == 0 { 0 } else { 1 })

@@ -11,7 +11,7 @@
 //!
 //! - the process and its transports: [`cli`], [`server`] (launcher, router,
 //!   HTTP accept loop), [`token_service`] (the TCP protocol), [`reconcile`],
-//!   [`console`] (the operator console), [`playground`];
+//!   [`console`] (the operator console), [`playground`], [`progress`];
 //! - the domains, each with its routes: [`accounts`] (with the session
 //!   endpoints), [`binding`], [`captcha`];
 //! - the HTTP envelope the routes use: [`api`];
@@ -27,6 +27,7 @@
 pub mod cli;
 pub mod console;
 pub mod playground;
+pub mod progress;
 pub mod reconcile;
 pub mod server;
 pub mod token_service;

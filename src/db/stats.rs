@@ -1,4 +1,5 @@
-//! Counts for the metrics listener: the rows left mid-way, by kind.
+//! Counts for the metrics listener (the rows left mid-way, by kind) and
+//! for progress displays (the rows a drift sweep reads).
 
 use super::Db;
 use crate::error::Error;
@@ -44,4 +45,14 @@ pub async fn pending_rows(db: &Db) -> Result<Vec<(&'static str, i64)>, Error> {
         ("binding", count(&bindings, "binding")),
         ("unbinding", count(&bindings, "unbinding")),
     ])
+}
+
+/// The rows a drift sweep reads: bound pairs and active accounts.
+pub async fn drift_rows(db: &Db) -> Result<i64, Error> {
+    Ok(on_pool!(db, pool => sqlx::query_scalar(
+        "select (select count(*) from binding where state = 'bound') + \
+         (select count(*) from account where state = 'active')",
+    )
+    .fetch_one(pool)
+    .await)?)
 }

@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 pub use action::Action;
-pub use apply::{Report, apply, apply_all};
-pub use drift::drift;
+pub use apply::{Report, apply, apply_all, apply_each};
+pub use drift::{drift, drift_each};
 pub use pending::pending;
 
 use crate::app::App;
