@@ -259,6 +259,9 @@ struct ReconcilePage<'a> {
     op: &'a Operator,
     pending: Vec<(&'static str, i64)>,
     stuck: Vec<db::repair_attempt::Stuck>,
+    /// The background loop's last sweeps.
+    last_pending: String,
+    last_drift: String,
     /// After a run: what it was, and its actions.
     ran: String,
     actions: Vec<ActionLine>,
@@ -272,8 +275,16 @@ async fn reconcile_page(
 ) -> Result<Html<String>, Page> {
     let threshold = i64::from(app.config.reconcile.alert_after);
     let (_, stuck) = db::repair_attempt::stuck(&app.db, threshold, 50).await?;
+    let last = reconcile::last_sweeps();
+    let said = |sweep: Option<(i64, Result<reconcile::Report, String>)>| match sweep {
+        None => "not run yet by this instance".to_owned(),
+        Some((at, Ok(r))) => format!("{}: {} done, {} failed", time(at), r.done, r.failed),
+        Some((at, Err(e))) => format!("{}: stopped: {e}", time(at)),
+    };
     render(&ReconcilePage {
         op,
+        last_pending: said(last.pending),
+        last_drift: said(last.drift),
         pending: db::stats::pending_rows(&app.db).await?,
         stuck,
         ran,

@@ -272,6 +272,9 @@ async fn an_operator_works_the_console_and_a_developer_the_playground_in_chromiu
     b.wait_text("#drift", |t| t.contains("SN-BROWSER-1")).await;
     b.screenshot("console-drift").await;
     c.goto(&p.url("/console/reconcile")).await.unwrap();
+    // The binary's own reconciler has swept (every second in the tests).
+    let last = b.text("#last_sweeps").await;
+    assert!(last.contains("0 done, 0 failed"), "{last}");
     b.click("#dry_run").await;
     b.wait_text("#ran", |t| t.contains("Dry run: 1 change(s)"))
         .await;
