@@ -26,3 +26,23 @@ pub fn enabled(config: &Config) -> bool {
 pub async fn page() -> Result<Html<String>, Page> {
     render(&Playground)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_serves_the_playground_on_loopback_listeners_only() {
+        let with = |listen: &str, mode: &str| {
+            let config = Config::from_toml(&format!(
+                "[secrets]\njid_key = \"{}\"\n[http]\nlisten = \"{listen}\"\n\
+                 [playground]\nenabled = \"{mode}\"\n",
+                "00".repeat(32)
+            ));
+            enabled(&config.expect("a valid configuration"))
+        };
+        assert!(with("127.0.0.1:8080", "auto"));
+        assert!(with("[::1]:8080", "auto"));
+        assert!(!with("127.0.0.1:8080", "off"));
+    }
+}

@@ -69,7 +69,7 @@ pub async fn search(
     Ok(
         on_pool!(db, pool => sqlx::query_as::<_, AccountRow>(select_row!(
         "where (user_name like $1 escape '\\' or jid_local like $2 escape '\\') \
-         and ($3 = 0 or type = $3) order by id limit $4"
+         and (cast($3 as bigint) = 0 or type = cast($3 as bigint)) order by id limit $4"
     ))
         .bind(like_prefix(text))
         .bind(like_prefix(local))
