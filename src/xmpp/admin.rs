@@ -1,6 +1,7 @@
 //! XEP-0133: Service Administration, the commands jidgate runs over its
 //! admin session: add-user, delete-user, change-user-password, and the
-//! check that the server offers them all.
+//! check that the server offers them all; and end-user-session, used when
+//! an operator disables an account, where the server offers it.
 //!
 //! How each server reports the outcome (see [`super::adhoc`] for the
 //! XEP-0050 envelope): Prosody completes the command with an error note;
@@ -187,6 +188,24 @@ pub fn change_password_outcome(
             Ok(AdminOutcome::NoSuchUser)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// XEP-0133 §4.4 end-user-session: closes every session of `jid`. Not one
+/// of [`ADMIN_COMMANDS`] (a server without it is still used): a server that
+/// does not offer it answers an error, which the caller reports.
+pub async fn end_user_session(session: &SessionHandle, jid: &BareJid) -> Result<(), XmppError> {
+    let fields = vec![field(
+        "accountjids",
+        FieldType::JidMulti,
+        vec![jid.to_string()],
+    )];
+    let reply = admin_command(session, jid, "end-user-session", fields).await?;
+    match reply.error_note() {
+        None => Ok(()),
+        Some(text) => Err(XmppError::Protocol(format!(
+            "end-user-session refused: {text}"
+        ))),
     }
 }
 

@@ -348,6 +348,8 @@ async fn a_disabled_account_cannot_log_in_nor_its_jid_and_is_enabled_again() {
         .unwrap();
     let mut c = Console::new(&app);
     let csrf = c.log_in(OPERATOR, OPERATOR_PASSWORD).await;
+    // The device is online on the XMPP server.
+    let online = prosody.login(&jid, &old_jid_pwd).await.unwrap();
 
     let (status, ..) = c
         .post(
@@ -356,6 +358,10 @@ async fn a_disabled_account_cannot_log_in_nor_its_jid_and_is_enabled_again() {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // Prosody offers end-user-session: the live session is closed.
+    tokio::time::timeout(std::time::Duration::from_secs(10), online.closed())
+        .await
+        .expect("the disabled JID's session is ended");
     let (_, page) = c.get(&format!("/console/accounts/{id}")).await;
     assert!(page.contains("disabled since"), "{page}");
     let refused = app.login_device(&serial, "device-pass-1").await;
@@ -382,4 +388,8 @@ async fn a_disabled_account_cannot_log_in_nor_its_jid_and_is_enabled_again() {
         .await;
     let (_, audit) = c.get("/console/audit").await;
     assert!(audit.contains(">disable_account<") && audit.contains(">enable_account<"));
+    assert!(
+        audit.contains("sessions revoked, JID password rotated, XMPP sessions ended"),
+        "{audit}"
+    );
 }
