@@ -4,7 +4,8 @@
 //! answer's `sign`. The app key stays in the page. Served when
 //! `playground.enabled` says so (`auto`: on a loopback listener only).
 
-use axum::response::Html;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, PlaygroundMode};
 use crate::console::{Page, render};
@@ -22,9 +23,20 @@ pub fn enabled(config: &Config) -> bool {
     }
 }
 
-/// `GET /playground`.
-pub async fn page() -> Result<Html<String>, Page> {
-    render(&Playground)
+/// `GET /playground`: not framed by another site; its script and the
+/// answers it fetches stay on this origin.
+pub async fn page() -> Result<Response, Page> {
+    let mut r = render(&Playground)?.into_response();
+    let h = r.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             img-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -44,6 +44,29 @@ pub fn router() -> axum::Router<App> {
             get(pages::reconcile).post(pages::run_reconcile),
         )
         .route("/console/audit", get(pages::audit_page))
+        .layer(axum::middleware::map_response(guard_headers))
+}
+
+/// Headers of every console answer: never cached, never framed by another
+/// site (a framed page's buttons could be clicked for the operator), no
+/// script at all, forms posted only to the console itself.
+pub async fn guard_headers(mut r: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    r
 }
 
 /// A console page that could not be shown: an HTML error page.

@@ -150,6 +150,17 @@ async fn an_operator_logs_in_with_a_captcha_after_failures_and_csrf_guards_every
     )
     .await;
     add_operator(&app).await;
+    let login = app
+        .client
+        .get(app.url("/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let h = login.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
     let mut c = Console::new(&app);
     // Pages need a session.
     let (status, _) = c.get("/console/accounts").await;
