@@ -123,7 +123,7 @@ fn config(prosody: &Prosody, db_file: &Path) -> Config {
          [passwords]\nargon2_memory_kib = 256\nargon2_iterations = 1\n\
          [rate_limits]\nbind_code_per_minute = 100000\nregister_per_minute = 100000\n\
          verify_code_per_minute = 100000\n\
-         [reconcile]\ndrift_interval = 0\n\
+         [reconcile]\ndrift_interval = 0\n[metrics]\nlisten = \"\"\n\
          [[apps]]\napp_id = \"{APP_ID}\"\nsecret = \"{APP_SECRET}\"\nkind = \"app\"\n\
          [[apps]]\napp_id = \"{DEVICE_APP_ID}\"\nsecret = \"{DEVICE_SECRET}\"\nkind = \"device\"\n",
         prosody.port,
@@ -310,6 +310,7 @@ async fn main() {
         Options {
             http: Some(http),
             token_service: None,
+            metrics: None,
             faults: Default::default(),
             no_reconciler: true,
         },

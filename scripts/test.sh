@@ -2,8 +2,9 @@
 # The whole test suite: formatting, lints, unit tests, and the integration
 # tests, which start real Prosody servers from config/prosody.cfg.lua and
 # real ejabberd servers from config/ejabberd.yml on loopback, in temp dirs
-# (tests/api/servers.rs). Installs Prosody, ejabberd, PostgreSQL and Python
-# from Debian if they are missing.
+# (tests/api/servers.rs), and drive the console in headless Chromium
+# (tests/api/browser.rs). Installs Prosody, ejabberd, PostgreSQL, Python,
+# Chromium and chromedriver from Debian if they are missing.
 #
 # The store tests (tests/store) run on SQLite and PostgreSQL every time; the
 # integration suite runs on SQLite, then again on PostgreSQL
@@ -23,6 +24,7 @@ need pg_lsclusters postgresql
 # The facade's Python example client (docs/examples/facade_client.py).
 python3 -c "import websockets.asyncio.client" 2>/dev/null \
     || python3 -m pip install --quiet "websockets==17.4"
+need chromedriver chromium chromium-driver
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

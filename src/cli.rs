@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AppKind, Config};
+use crate::config::{AppKind, Config, LogFormat};
 use crate::signing::{SigningKey, canonical_request, canonical_text};
 
 #[derive(Parser, Debug)]
@@ -21,17 +21,11 @@ pub struct Cli {
     /// variables JIDGATE__SECTION__KEY override both).
     #[arg(long, global = true, env = "JIDGATE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format; default: `log.format` of the configuration (`text`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,6 +41,21 @@ pub enum Command {
     /// Print a random 32-byte key as 64 hex digits (for secrets.jid_key or
     /// app secrets).
     GenKey,
+    /// Manage operators of the console (/console).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Add an operator; the password is prompted for (or read as one line
+    /// from standard input when it is not a terminal).
+    Add {
+        name: String,
+        /// Set the password of an existing operator instead.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -149,8 +158,8 @@ pub async fn main() -> anyhow::Result<i32> {
         println!("{}", hex::encode(crate::crypto::random_bytes::<32>()));
         return Ok(0);
     }
-    init_tracing(cli.log_format);
     let config = Config::load(cli.config.as_deref())?;
+    init_tracing(cli.log_format.unwrap_or(config.log.format));
     match cli.command {
         Command::Serve => {
             crate::server::files::raise_open_files_limit(&config);
@@ -174,8 +183,36 @@ pub async fn main() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Reconcile(args) => reconcile(config, args).await,
+        Command::Operator(OperatorCommand::Add { name, replace }) => {
+            let password = read_password(&format!("password for operator {name}: "))?;
+            let db = crate::db::Db::connect(&config.database).await?;
+            db.migrate().await?;
+            let hasher = crate::crypto::PasswordPool::new(&config.passwords)?;
+            crate::console::add_operator(&db, &hasher, &name, password, replace)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "operator {name} {}",
+                if replace { "updated" } else { "added" }
+            );
+            Ok(0)
+        }
         Command::GenKey => unreachable!("handled above"),
     }
+}
+
+/// A password: prompted for without echo on a terminal, else one line of
+/// standard input.
+fn read_password(prompt: &str) -> anyhow::Result<secrecy::SecretString> {
+    use std::io::IsTerminal;
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt)?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Ok(secrecy::SecretString::from(text))
 }
 
 async fn shutdown_signal() {
@@ -255,7 +292,11 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
     let grace = args.grace.unwrap_or(app.config.reconcile.grace);
     let mut actions = crate::reconcile::pending(&app, grace).await?;
     if !args.no_drift {
-        actions.extend(crate::reconcile::drift(&app).await?);
+        let rows = crate::db::stats::drift_rows(&app.db).await?;
+        let mut progress = crate::progress::Progress::new("reading rosters", rows.max(0) as u64);
+        let found = crate::reconcile::drift_each(&app, |n| progress.advance(n)).await;
+        progress.finish();
+        actions.extend(found?);
     }
     if actions.is_empty() {
         println!("nothing to do: the XMPP server matches the database");
@@ -274,7 +315,9 @@ async fn reconcile(config: Config, args: ReconcileArgs) -> anyhow::Result<i32> {
         stop.cancel();
         anyhow::bail!("a running instance holds the reconciler's lock: it repairs these itself");
     };
-    let report = crate::reconcile::apply_all(&app, &actions).await;
+    let mut progress = crate::progress::Progress::new("reconcile", actions.len() as u64);
+    let report = crate::reconcile::apply_each(&app, &actions, |ok| progress.step(ok)).await;
+    progress.finish();
     println!("done: {}, failed: {}", report.done, report.failed);
     stop.cancel();
     Ok(if report.failed == 0 { 0 } else { 1 })

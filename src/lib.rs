@@ -11,7 +11,8 @@
 //!
 //! - the process and its transports: [`cli`], [`server`] (launcher, router,
 //!   HTTP accept loop), [`token_service`] (the TCP protocol), [`facade`]
-//!   (the mobile JSON facade over WebSocket), [`reconcile`];
+//!   (the mobile JSON facade over WebSocket), [`reconcile`], [`console`]
+//!   (the operator console), [`playground`], [`progress`];
 //! - the domains, each with its routes: [`accounts`] (with the session
 //!   endpoints), [`binding`], [`captcha`];
 //! - the HTTP envelope the routes use: [`api`];
@@ -20,12 +21,15 @@
 //!   [`ratelimit`], [`xmpp`];
 //! - storage: [`db`], the one seam a PostgreSQL backend fills;
 //! - the ground: [`params`], [`fields`], [`signing`], [`crypto`],
-//!   [`config`], [`error`], [`faults`], [`clock`].
+//!   [`config`], [`error`], [`faults`], [`clock`], [`metrics`].
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod console;
 pub mod facade;
+pub mod playground;
+pub mod progress;
 pub mod reconcile;
 pub mod server;
 pub mod token_service;
@@ -50,6 +54,7 @@ pub mod crypto;
 pub mod error;
 pub mod faults;
 pub mod fields;
+pub mod metrics;
 pub mod params;
 pub mod signing;
 

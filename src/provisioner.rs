@@ -52,6 +52,9 @@ pub trait Provisioner: Send + Sync {
         password: &'a SecretString,
     ) -> BoxFuture<'a, Result<AdminOutcome, XmppError>>;
 
+    /// Ends the JID's live XMPP sessions (XEP-0133 end-user-session).
+    fn end_sessions<'a>(&'a self, jid: &'a BareJid) -> BoxFuture<'a, Result<(), XmppError>>;
+
     /// True while the backend can take requests (for `/readyz`).
     fn is_ready(&self) -> bool;
 
@@ -268,6 +271,10 @@ impl Provisioner for XmppProvisioner {
         Box::pin(async move {
             admin::change_user_password(&self.session()?, jid, password.expose_secret()).await
         })
+    }
+
+    fn end_sessions<'a>(&'a self, jid: &'a BareJid) -> BoxFuture<'a, Result<(), XmppError>> {
+        Box::pin(async move { admin::end_user_session(&self.session()?, jid).await })
     }
 
     fn is_ready(&self) -> bool {

@@ -114,6 +114,13 @@ pub async fn check(
                 // captcha.
                 limits.login_captcha_free.forget(&key);
             }
+            // Said only to whoever knows the password.
+            if crate::db::console::disabled(&app.db, account.id)
+                .await?
+                .is_some()
+            {
+                return Err(Error::NotPermitted("the account is disabled"));
+            }
             Ok((account, ty))
         }
         // Without a captcha, every failure looks the same and is charged to

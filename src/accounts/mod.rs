@@ -25,4 +25,4 @@ pub use cancel::{delete_account, finish_deletion};
 pub use lookup::{PublicUserInfo, lookup_users};
 pub use password::rotate_jid_password;
 pub use register::{create, new_localpart, undo_creation};
-pub use routes::router;
+pub use routes::{ApiDoc, router};

@@ -2,14 +2,14 @@
 //! `/change_password`; and those of the sessions a login opens:
 //! `/refresh_token`, `/logout`, and `/verify_access_token` for services.
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use super::{cancel, credentials, lookup, password, register};
-use crate::api::{Authed, ClientIp, FromParams, Reply, Signed};
+use crate::api::doc::{Answer, Signing};
+use crate::api::{Authed, ClientIp, FromParams, Reply, Routes, Signed};
 use crate::app::App;
 use crate::captcha::{self, CaptchaCookie};
 use crate::clock;
@@ -20,8 +20,8 @@ use crate::fields::{Des, DeviceType, Password, UserName, parse_name_list};
 use crate::params::Params;
 use crate::ratelimit::address_key;
 
-pub fn router() -> Router<App> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/register", get(register).post(register))
         .route("/login", get(login).post(login))
         .route("/cancel", get(cancel).post(cancel))
@@ -38,6 +38,40 @@ pub fn router() -> Router<App> {
         )
 }
 
+/// The account and session endpoints' part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    register,
+    login,
+    cancel,
+    change_password,
+    get_users,
+    refresh_token,
+    logout,
+    verify_access_token
+))]
+pub struct ApiDoc;
+
+/// Creates an account and its JID.
+///
+/// Devices sign with their own derived key and need no captcha; phones and
+/// WeChat users sign with an app key and solve a captcha.
+#[utoipa::path(
+    method(get, post),
+    path = "/register",
+    tag = "accounts",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "Phone number (type 1), device serial (2) or WeChat id (3)"),
+        ("password" = String, Query, description = "6 to 128 characters"),
+        ("type" = i32, Query, description = "1 phone, 2 device, 3 WeChat"),
+        ("des" = Option<String>, Query, description = "Description, 0 to 128 characters"),
+        ("device_type" = Option<String>, Query, description = "Required for devices"),
+        ("verify_code" = Option<String>, Query, description = "The captcha's answer (phones; WeChat users after code 114)"),
+        ("captcha_id" = Option<String>, Query, description = "The captcha's id, unless the cookie `captcha_id` carries it"),
+    ),
+    responses((status = 200, description = "Codes 0, 2, 5, 6, 9, 10, 11, 12, 13, 101, 103", body = Answer))
+)]
 async fn register(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -86,6 +120,20 @@ pub struct OwnUserInfo {
 }
 
 /// The account's own information and a fresh token pair.
+#[utoipa::path(
+    method(get, post),
+    path = "/login",
+    tag = "accounts",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "Phone number (type 1), device serial (2) or WeChat id (3)"),
+        ("password" = String, Query, description = "6 to 128 characters"),
+        ("type" = i32, Query, description = "1 phone, 2 device, 3 WeChat"),
+        ("verify_code" = Option<String>, Query, description = "The captcha's answer (phones; WeChat users after code 114)"),
+        ("captcha_id" = Option<String>, Query, description = "The captcha's id, unless the cookie `captcha_id` carries it"),
+    ),
+    responses((status = 200, description = "`user_info` (with `jid`, `jid_pwd`) and tokens; codes 0, 2, 5, 9, 13, 102, 104, 114", body = Answer))
+)]
 async fn login(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -113,6 +161,21 @@ async fn login(
     Ok(Reply::ok().field("user_info", info).merge(&issued))
 }
 
+/// Deletes an account, its JID and its bindings.
+#[utoipa::path(
+    method(get, post),
+    path = "/cancel",
+    tag = "accounts",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "Phone number (type 1), device serial (2) or WeChat id (3)"),
+        ("password" = String, Query, description = "6 to 128 characters"),
+        ("type" = i32, Query, description = "1 phone, 2 device, 3 WeChat"),
+        ("verify_code" = Option<String>, Query, description = "The captcha's answer (phones; WeChat users after code 114)"),
+        ("captcha_id" = Option<String>, Query, description = "The captcha's id, unless the cookie `captcha_id` carries it"),
+    ),
+    responses((status = 200, description = "Codes as /login, and 112", body = Answer))
+)]
 async fn cancel(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -125,6 +188,22 @@ async fn cancel(
     Ok(Reply::ok())
 }
 
+/// Changes an account's password and its JID password; revokes its tokens.
+#[utoipa::path(
+    method(get, post),
+    path = "/change_password",
+    tag = "accounts",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "Phone number (type 1), device serial (2) or WeChat id (3)"),
+        ("password" = String, Query, description = "6 to 128 characters"),
+        ("type" = i32, Query, description = "1 phone, 2 device, 3 WeChat"),
+        ("new_password" = String, Query, description = "6 to 128 characters"),
+        ("verify_code" = Option<String>, Query, description = "The captcha's answer (phones; WeChat users after code 114)"),
+        ("captcha_id" = Option<String>, Query, description = "The captcha's id, unless the cookie `captcha_id` carries it"),
+    ),
+    responses((status = 200, description = "Codes as /login, 112, 115", body = Answer))
+)]
 async fn change_password(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -154,6 +233,18 @@ impl FromParams for NameList {
 /// for the holder of a token of its own. Names looked up are counted per
 /// account (of the token) and per client address, so no token holder can
 /// walk the name space. (Services look users up over the token service.)
+#[utoipa::path(
+    method(get, post),
+    path = "/get_users",
+    tag = "accounts",
+    params(
+        Signing,
+        ("access_token" = String, Query, description = "The caller's own access token"),
+        ("user_name" = Option<String>, Query, description = "The token's user: required for devices"),
+        ("user_name_ls" = String, Query, description = "JSON array of user names, no repeats"),
+    ),
+    responses((status = 200, description = "`user_info_ls`, `unknown_ls`; codes 0, 2, 4, 9, 12, 106", body = Answer))
+)]
 async fn get_users(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -182,6 +273,17 @@ async fn get_users(
 /// A new token pair for the session of a refresh token. Only the app the
 /// session was issued to renews it; a device's session only under the
 /// device's own key (its `user_name` derives the key).
+#[utoipa::path(
+    method(get, post),
+    path = "/refresh_token",
+    tag = "sessions",
+    params(
+        Signing,
+        ("refresh_token" = String, Query, description = "The session's refresh token"),
+        ("user_name" = Option<String>, Query, description = "The device, for devices"),
+    ),
+    responses((status = 200, description = "A new token pair; codes 0, 2, 12, 113", body = Answer))
+)]
 async fn refresh_token(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
     if signed.kind == AppKind::Service {
         return Err(Error::UnknownApp);
@@ -210,6 +312,17 @@ impl FromParams for UserNameGiven {
 }
 
 /// Ends the session of the access token presented.
+#[utoipa::path(
+    method(get, post),
+    path = "/logout",
+    tag = "sessions",
+    params(
+        Signing,
+        ("access_token" = String, Query, description = "The caller's own access token"),
+        ("user_name" = String, Query, description = "The token's user"),
+    ),
+    responses((status = 200, description = "Codes 0, 2, 4, 106", body = Answer))
+)]
 async fn logout(State(app): State<App>, authed: Authed<UserNameGiven>) -> Result<Reply, Error> {
     app.tokens.end_session(authed.token.session_id).await?;
     tracing::info!("session ended by logout");
@@ -219,6 +332,16 @@ async fn logout(State(app): State<App>, authed: Authed<UserNameGiven>) -> Result
 /// Only apps of kind `service` may verify other people's tokens. Verifying
 /// is not using: any token of any app is answered, with the app it was
 /// issued to.
+#[utoipa::path(
+    method(get, post),
+    path = "/verify_access_token",
+    tag = "sessions",
+    params(
+        Signing,
+        ("access_token" = String, Query, description = "Any access token"),
+    ),
+    responses((status = 200, description = "`validate` and the token's user and app; codes 0, 4, 12, 106", body = Answer))
+)]
 async fn verify_access_token(State(app): State<App>, signed: Signed) -> Result<Reply, Error> {
     if signed.kind != AppKind::Service {
         return Err(Error::UnknownApp);

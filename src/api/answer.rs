@@ -69,6 +69,11 @@ impl Reply {
     }
 }
 
+/// The `result` code of a written answer, left on the response for the
+/// request's metrics (`super::trace`).
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerResult(pub i64);
+
 /// The detail of a server-side failure, attached to the response for the
 /// logging middleware (so `into_response` itself has no side effects).
 #[derive(Debug, Clone)]
@@ -131,6 +136,7 @@ pub async fn finish_answers(mut req: Request, next: Next) -> Response {
             None => String::new(),
         };
         body.insert("sign".into(), Value::String(sign));
+        let result = body.get("result").and_then(Value::as_i64);
         let text = canonical_json(&Value::Object(body));
         let status = response.status();
         let mut headers = std::mem::take(response.headers_mut());
@@ -139,6 +145,9 @@ pub async fn finish_answers(mut req: Request, next: Next) -> Response {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         let mut fresh = (status, text).into_response();
+        if let Some(code) = result {
+            fresh.extensions_mut().insert(AnswerResult(code));
+        }
         for (name, value) in headers.iter() {
             if name != header::CONTENT_LENGTH {
                 fresh.headers_mut().insert(name.clone(), value.clone());

@@ -40,6 +40,10 @@ impl FromRequest<App> for Signed {
             slot.fill(verified.key.clone(), verified.nonce.clone());
         }
         nonce::spend(&app.db, &verified).await?;
+        if let Some(user) = params.get("user_name") {
+            let shown: String = user.chars().take(64).collect();
+            super::trace::record_user(&shown);
+        }
         let Verified { app_id, kind, .. } = verified;
         Ok(Signed {
             app_id,

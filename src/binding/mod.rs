@@ -21,5 +21,5 @@ pub use pair::{
     GROUP_DEVICES, GROUP_OWNERS, PairState, accounts_of, counterpart_of, dissolve, establish,
     forget_account, pair_state, unbind_row,
 };
-pub use routes::router;
+pub use routes::{ALIASES, ApiDoc, router};
 pub use sessions::{Sessions, login_as, login_with};

@@ -4,21 +4,21 @@
 //! (`/get_user_binding`). Each is made with the caller's own token
 //! ([`Authed`]) and names the caller in `user_name`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::Serialize;
 
 use super::{codes, pair, view};
-use crate::api::{Authed, ClientIp, FromParams, Reply};
+use crate::api::doc::{Answer, Signing};
+use crate::api::{Authed, ClientIp, FromParams, Reply, Routes};
 use crate::app::App;
 use crate::config::BindProof;
 use crate::error::{Error, Outcome};
 use crate::fields::{UserName, parse_name_list, parse_string_list};
 use crate::params::Params;
 
-pub fn router() -> Router<App> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/get_bind_code", get(get_bind_code).post(get_bind_code))
         .route("/set_user_banding", get(set_binding).post(set_binding))
         .route("/set_user_binding", get(set_binding).post(set_binding))
@@ -33,6 +33,20 @@ pub fn router() -> Router<App> {
         .route("/get_user_banding", get(get_binding).post(get_binding))
         .route("/get_user_binding", get(get_binding).post(get_binding))
 }
+
+/// The correct spellings of the seed's paths: each answers exactly as the
+/// path it is an alias of, and is described as such in the OpenAPI document.
+pub const ALIASES: [(&str, &str); 3] = [
+    ("/set_user_binding", "/set_user_banding"),
+    ("/set_user_unbinding", "/set_user_unbanding"),
+    ("/get_user_binding", "/get_user_banding"),
+];
+
+/// The binding endpoints' part of the OpenAPI document (without
+/// [`ALIASES`], which `server::openapi` adds).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_bind_code, set_binding, set_unbinding, get_binding))]
+pub struct ApiDoc;
 
 /// Every binding call names its caller: `user_name`, well-formed.
 fn named(p: &Params) -> Result<(), Error> {
@@ -86,6 +100,20 @@ impl FromParams for NameList {
     }
 }
 
+/// A fresh bind code for a device, to show its owner (e.g. as a QR code).
+///
+/// Signed with the device's own key, with the device's token.
+#[utoipa::path(
+    method(get, post),
+    path = "/get_bind_code",
+    tag = "binding",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "The device"),
+        ("access_token" = String, Query, description = "The caller's own access token"),
+    ),
+    responses((status = 200, description = "`bind_code`, `expires_in`, `expires_at`, `bind_uri`; codes 0, 4, 9, 100, 106", body = Answer))
+)]
 async fn get_bind_code(State(app): State<App>, authed: Authed<Caller>) -> Result<Reply, Error> {
     let device = authed.account(&app).await?;
     let code = codes::issue(&app, &device).await?;
@@ -127,6 +155,21 @@ fn list_reply<'a>(results: impl IntoIterator<Item = (&'a str, Result<(), Error>)
     Reply::with_result(overall).field("result_ls", items)
 }
 
+/// Binds devices to the caller (a phone or WeChat user): a two-sided
+/// roster subscription per device. Alias: `/set_user_binding`.
+#[utoipa::path(
+    method(get, post),
+    path = "/set_user_banding",
+    tag = "binding",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "The phone or WeChat user"),
+        ("access_token" = String, Query, description = "The caller's own access token"),
+        ("user_name_ls" = String, Query, description = "JSON array of device names, no repeats"),
+        ("bind_code_ls" = Option<String>, Query, description = "JSON array of the devices' bind codes, aligned with `user_name_ls` (unless `binding.proof = \"none\"`)"),
+    ),
+    responses((status = 200, description = "`result_ls` per device; codes 0, 2, 4, 100, 106; items 9, 100, 104, 105, 108, 109, 111, 112", body = Answer))
+)]
 async fn set_binding(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
@@ -143,6 +186,20 @@ async fn set_binding(
     ))
 }
 
+/// Dissolves bindings of the caller (owner or device), both sides.
+/// Alias: `/set_user_unbinding`.
+#[utoipa::path(
+    method(get, post),
+    path = "/set_user_unbanding",
+    tag = "binding",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "The caller"),
+        ("access_token" = String, Query, description = "The caller's own access token"),
+        ("user_name_ls" = String, Query, description = "JSON array of the other sides' names, no repeats"),
+    ),
+    responses((status = 200, description = "`result_ls` per name; codes 0, 2, 4, 106; items 104, 110, 112", body = Answer))
+)]
 async fn set_unbinding(State(app): State<App>, authed: Authed<NameList>) -> Result<Reply, Error> {
     let me = authed.account(&app).await?;
     let NameList(names) = &authed.request;
@@ -152,6 +209,17 @@ async fn set_unbinding(State(app): State<App>, authed: Authed<NameList>) -> Resu
 
 /// The caller's roster beside the database. Each call logs in to the XMPP
 /// server as the caller: `rate_limits.get_user_banding_per_account_per_minute`.
+#[utoipa::path(
+    method(get, post),
+    path = "/get_user_banding",
+    tag = "binding",
+    params(
+        Signing,
+        ("user_name" = String, Query, description = "The caller"),
+        ("access_token" = String, Query, description = "The caller's own access token"),
+    ),
+    responses((status = 200, description = "`roster_item`, `consistent`, `drift_ls`; codes 0, 4, 9, 106, 112. Alias: `/get_user_binding`", body = Answer))
+)]
 async fn get_binding(State(app): State<App>, authed: Authed<Caller>) -> Result<Reply, Error> {
     let me = authed.account(&app).await?;
     app.limits.roster_read.check(&me.id).await?;

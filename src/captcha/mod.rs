@@ -21,7 +21,7 @@ use crate::db::{self, Db};
 use crate::error::Error;
 use crate::params::Params;
 
-pub use routes::router;
+pub use routes::{ApiDoc, router};
 
 /// Characters drawn: none of the pairs a person confused in this font under
 /// noise (0/o, 1/l/i, c/e, f/r/t, n/m, y/v, 3/8, 5/s, 7/2).

@@ -42,6 +42,10 @@ pub struct Config {
     pub instance: InstanceConfig,
     #[serde(default)]
     pub facade: FacadeConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub console: ConsoleConfig,
+    pub playground: PlaygroundConfig,
 }
 
 /// A configuration that cannot work, found before anything starts.

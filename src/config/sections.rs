@@ -336,6 +336,56 @@ pub struct ReconcileConfig {
     pub alert_after: u32,
 }
 
+/// The Prometheus metrics listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsConfig {
+    /// `host:port` serving `GET /metrics` over plain HTTP; empty: none.
+    pub listen: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the span fields (request id, route,
+    /// user), for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogConfig {
+    /// `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// The operator console at `/console`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleConfig {
+    /// Serve `/console` on the register API's listener.
+    pub enabled: bool,
+    /// Seconds a console session may stay idle.
+    pub idle_timeout: u64,
+    /// Failed logins of an operator after which the login needs a captcha.
+    pub captcha_after: u32,
+}
+
+/// When the API playground at `/playground` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaygroundMode {
+    /// When `http.listen` is a loopback address.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaygroundConfig {
+    pub enabled: PlaygroundMode,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

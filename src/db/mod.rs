@@ -27,15 +27,20 @@ macro_rules! on_pool {
 }
 
 pub mod account;
+pub mod audit;
 pub mod bind_code;
 pub mod binding;
 pub mod captcha;
+
+pub mod console;
 pub mod facade;
 pub mod nonce;
+pub mod operator;
 pub mod rate_limit;
 pub mod repair_attempt;
 pub mod session;
 pub mod shared;
+pub mod stats;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -73,6 +73,12 @@ pub struct Report {
 /// next time (at error level once a row has failed `reconcile.alert_after`
 /// times).
 pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
+    apply_each(app, actions, |_| {}).await
+}
+
+/// [`apply_all`], telling `done` after each action whether it succeeded
+/// (for a progress display).
+pub async fn apply_each(app: &App, actions: &[Action], mut done: impl FnMut(bool)) -> Report {
     let mut report = Report::default();
     let alert_after = i64::from(app.config.reconcile.alert_after);
     for action in actions {
@@ -82,6 +88,8 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
         // inline on a small stack.
         match Box::pin(apply(app, action)).await {
             Ok(()) => {
+                done(true);
+                crate::metrics::reconcile_action(operation, true);
                 tracing::info!(action = %action, "reconciled");
                 report.done += 1;
                 if let Err(e) = attempts::clear(&app.db, &target, operation).await {
@@ -89,6 +97,8 @@ pub async fn apply_all(app: &App, actions: &[Action]) -> Report {
                 }
             }
             Err(e) => {
+                done(false);
+                crate::metrics::reconcile_action(operation, false);
                 report.failed += 1;
                 let counted =
                     attempts::record_failure(&app.db, &target, operation, &e, crate::clock::now())

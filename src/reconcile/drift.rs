@@ -29,6 +29,13 @@ const PAGE: i64 = 200;
 
 /// Reads rosters and lists what disagrees with the database.
 pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
+    drift_each(app, |_| {}).await
+}
+
+/// [`drift`], telling `read` how many rows (bound pairs, then active
+/// accounts) each page covered, for a progress display; the total is
+/// [`crate::db::stats::drift_rows`].
+pub async fn drift_each(app: &App, mut read: impl FnMut(u64)) -> Result<Vec<Action>, Error> {
     let concurrency = app.config.reconcile.concurrency;
     let mut actions = Vec::new();
 
@@ -38,6 +45,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         let page = bindings::bound_page(&app.db, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
+        let rows = page.len() as u64;
         let found: Vec<Result<Option<Action>, Error>> = futures::stream::iter(page)
             .map(|b| async move {
                 let (owner, device) = binding::accounts_of(app, &b).await?;
@@ -56,6 +64,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         for f in found {
             actions.extend(f?);
         }
+        read(rows);
     }
 
     // Roster entries between owners and devices must have a row.
@@ -65,6 +74,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
         let page = accounts::active_page(&app.db, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
+        let rows = page.len() as u64;
         let found: Vec<Result<Vec<Stray>, Error>> = futures::stream::iter(page)
             .map(|me| async move {
                 let sessions = Sessions::new(app);
@@ -109,6 +119,7 @@ pub async fn drift(app: &App) -> Result<Vec<Action>, Error> {
                 }
             }
         }
+        read(rows);
     }
     Ok(actions)
 }

@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 pub use action::Action;
-pub use apply::{Report, apply, apply_all};
-pub use drift::drift;
+pub use apply::{Report, apply, apply_all, apply_each};
+pub use drift::{drift, drift_each};
 pub use pending::pending;
 
 use crate::app::App;
@@ -45,22 +45,66 @@ use crate::db::shared::Leadership;
 use crate::error::Error;
 use action::{DRIFT_OPERATIONS, PENDING_OPERATIONS};
 
+/// How the last sweeps of this process went (for the console): when, and
+/// what they did, or the error that stopped them.
+#[derive(Debug, Clone, Default)]
+pub struct LastSweeps {
+    pub pending: Option<(i64, Result<Report, String>)>,
+    pub drift: Option<(i64, Result<Report, String>)>,
+}
+
+static LAST: std::sync::Mutex<LastSweeps> = std::sync::Mutex::new(LastSweeps {
+    pending: None,
+    drift: None,
+});
+
+/// The last pending and drift sweeps run in this process.
+pub fn last_sweeps() -> LastSweeps {
+    LAST.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn remember(drift: bool, r: &Result<Report, Error>) {
+    let entry = Some((
+        crate::clock::now(),
+        match r {
+            Ok(report) => Ok(report.clone()),
+            Err(e) => Err(e.to_string()),
+        },
+    ));
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if drift {
+        last.drift = entry;
+    } else {
+        last.pending = entry;
+    }
+}
+
 /// One pending sweep with the configured grace. Counts of rows no longer
 /// pending (finished by someone else) are dropped first.
 #[instrument(name = "sweep_pending", skip_all, err(level = "debug"))]
 pub async fn sweep_pending(app: &App) -> Result<Report, Error> {
-    let all_pending = pending(app, 0).await?;
-    attempts::keep_only(&app.db, PENDING_OPERATIONS, &all_pending).await?;
-    let actions = pending(app, app.config.reconcile.grace).await?;
-    Ok(apply_all(app, &actions).await)
+    let r = async {
+        let all_pending = pending(app, 0).await?;
+        attempts::keep_only(&app.db, PENDING_OPERATIONS, &all_pending).await?;
+        let actions = pending(app, app.config.reconcile.grace).await?;
+        Ok(apply_all(app, &actions).await)
+    }
+    .await;
+    remember(false, &r);
+    r
 }
 
 /// One drift sweep. Counts of drift that is gone are dropped first.
 #[instrument(name = "sweep_drift", skip_all, err(level = "debug"))]
 pub async fn sweep_drift(app: &App) -> Result<Report, Error> {
-    let actions = drift(app).await?;
-    attempts::keep_only(&app.db, DRIFT_OPERATIONS, &actions).await?;
-    Ok(apply_all(app, &actions).await)
+    let r = async {
+        let actions = drift(app).await?;
+        attempts::keep_only(&app.db, DRIFT_OPERATIONS, &actions).await?;
+        Ok(apply_all(app, &actions).await)
+    }
+    .await;
+    remember(true, &r);
+    r
 }
 
 /// The background loop: a pending sweep as soon as the XMPP server is

@@ -2,10 +2,12 @@
 //! listeners that are already bound, so tests start the whole service on
 //! port 0; [`Service::run_until`] serves the register API ([`http`], routes
 //! from [`router`]), the token service and the reconciler until a shutdown
-//! future resolves.
+//! future resolves, and the metrics on their own listener ([`metrics`]).
 
 pub mod files;
 pub mod http;
+pub mod metrics;
+pub mod openapi;
 pub mod router;
 pub mod tls;
 
@@ -31,6 +33,8 @@ pub struct Options {
     /// The token service listener; default: bind `token_service.listen`
     /// (if not empty).
     pub token_service: Option<TcpListener>,
+    /// The metrics listener; default: bind `metrics.listen` (if not empty).
+    pub metrics: Option<TcpListener>,
     pub faults: Faults,
     /// Do not start the reconciler loop (tests drive it themselves).
     pub no_reconciler: bool,
@@ -41,6 +45,7 @@ pub struct Service {
     app: App,
     http: TcpListener,
     token_service: Option<TcpListener>,
+    metrics: Option<TcpListener>,
     stop: CancellationToken,
     no_reconciler: bool,
 }
@@ -109,12 +114,24 @@ impl Service {
                     })?,
             ),
         };
+        let metrics = match options.metrics {
+            Some(l) => Some(l),
+            None if config.metrics.listen.is_empty() => None,
+            None => Some(
+                TcpListener::bind(&config.metrics.listen)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot listen on {}: {e}", config.metrics.listen)
+                    })?,
+            ),
+        };
         let stop = CancellationToken::new();
         let app = build_app(config, options.faults, stop.clone()).await?;
         Ok(Service {
             app,
             http,
             token_service,
+            metrics,
             stop,
             no_reconciler: options.no_reconciler,
         })
@@ -134,6 +151,13 @@ impl Service {
             .map(|l| l.local_addr().expect("bound listener"))
     }
 
+    /// The metrics listener's address, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener"))
+    }
+
     /// Serves until `shutdown` resolves, then stops every task.
     pub async fn run_until(
         self,
@@ -143,6 +167,7 @@ impl Service {
             app,
             http,
             token_service,
+            metrics,
             stop,
             no_reconciler,
         } = self;
@@ -165,6 +190,10 @@ impl Service {
                 acceptor,
                 stop.clone(),
             ));
+        }
+        if let Some(listener) = metrics {
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            tokio::spawn(metrics::serve(app.clone(), listener, stop.clone()));
         }
         if !no_reconciler {
             tokio::spawn(reconcile::run(app.clone(), stop.clone()));

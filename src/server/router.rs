@@ -1,4 +1,5 @@
-//! The register API's router: every domain's routes, the health checks,
+//! The register API's router: every domain's routes, `/openapi.json`, the
+//! health checks,
 //! and the layers every request passes: its span (outermost), the request
 //! timeout, and the writer that signs answers and logs failures once.
 
@@ -7,22 +8,35 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
-use crate::{accounts, api, binding, captcha, db, facade};
+use crate::{accounts, api, binding, captcha, console, db, facade, playground};
+
+/// The register API's routes, each described in `/openapi.json`.
+pub fn api_routes() -> api::Routes {
+    api::Routes::new()
+        .merge(captcha::router())
+        .merge(accounts::router())
+        .merge(binding::router())
+}
 
 /// The HTTP routes of every module.
 pub fn router(app: App) -> Router {
     let timeout = Duration::from_secs(app.config.http.request_timeout.max(1));
-    Router::new()
-        .merge(captcha::router())
-        .merge(accounts::router())
-        .merge(binding::router())
+    let mut routes = api_routes().into_router();
+    if app.config.console.enabled {
+        routes = routes.merge(console::router());
+    }
+    if playground::enabled(&app.config) {
+        routes = routes.route("/playground", get(playground::page));
+    }
+    routes
         .merge(facade::router(&app))
+        .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route_layer(from_fn(api::trace::record_route))
@@ -32,7 +46,7 @@ pub fn router(app: App) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(from_fn(api::trace::request_span))
+        .layer(from_fn_with_state(app.clone(), api::trace::request_span))
         .with_state(app)
 }
 

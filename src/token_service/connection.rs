@@ -48,6 +48,8 @@ pub(super) struct Connection {
     /// `token_service{peer}`: the parent of the connection's events and
     /// database look-ups.
     span: tracing::Span,
+    /// Counts the connection in the metrics while it lives.
+    _counted: crate::metrics::OpenConnection,
 }
 
 impl Drop for Connection {
@@ -97,6 +99,7 @@ impl Connection {
             active: false,
             discarding: false,
             span,
+            _counted: crate::metrics::OpenConnection::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
+use crate::metrics::{self, Verification};
 use crate::tokens::TokenInfo;
 
 /// Starts a reply: `{"seq":<seq>,"result":<code>`.
@@ -38,14 +39,19 @@ pub fn error_reply(out: &mut Vec<u8>, seq: &str, e: &Error) {
 pub fn verify_reply(out: &mut Vec<u8>, seq: &str, r: Result<(&TokenInfo, &[u8]), Error>) {
     match r {
         Ok((_, tail)) => {
+            metrics::token_verification(Verification::Valid);
             head(out, seq, 0);
             out.extend_from_slice(tail);
         }
         Err(e @ (Error::AccessToken | Error::AccessTokenExpired)) => {
+            metrics::token_verification(Verification::Refused);
             head(out, seq, e.code());
             out.extend_from_slice(b",\"validate\":false}\n");
         }
-        Err(e) => error_reply(out, seq, &e),
+        Err(e) => {
+            metrics::token_verification(Verification::Error);
+            error_reply(out, seq, &e)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! XEP-0133: Service Administration, the commands jidgate runs over its
 //! admin session: add-user, delete-user, change-user-password, and the
-//! check that the server offers them all.
+//! check that the server offers them all; and end-user-session, used when
+//! an operator disables an account, where the server offers it.
 //!
 //! How each server reports the outcome (see [`super::adhoc`] for the
 //! XEP-0050 envelope): Prosody completes the command with an error note;
@@ -43,21 +44,24 @@ pub enum AdminOutcome {
 /// Runs the XEP-0133 command `name` (e.g. `add-user`) about `jid`, sent to
 /// the account's domain (the XMPP server's virtual host): its reply is then
 /// accepted only from that domain (see [`super::iq`]), never from a user who
-/// addressed a result to the admin session.
+/// addressed a result to the admin session. Counted in [`crate::metrics`].
 async fn admin_command(
     session: &SessionHandle,
     jid: &BareJid,
-    name: &str,
+    name: &'static str,
     fields: Vec<Field>,
 ) -> Result<CommandReply, XmppError> {
     let to = Jid::from(jid.domain().to_owned());
-    execute(
+    let started = std::time::Instant::now();
+    let reply = execute(
         session,
         to,
         &format!("{NS_ADMIN}#{name}"),
         admin_form(fields),
     )
-    .await
+    .await;
+    crate::metrics::xmpp_command(name, reply.is_ok(), started.elapsed());
+    reply
 }
 
 /// XEP-0133 §4.1 add-user.
@@ -184,6 +188,24 @@ pub fn change_password_outcome(
             Ok(AdminOutcome::NoSuchUser)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// XEP-0133 §4.4 end-user-session: closes every session of `jid`. Not one
+/// of [`ADMIN_COMMANDS`] (a server without it is still used): a server that
+/// does not offer it answers an error, which the caller reports.
+pub async fn end_user_session(session: &SessionHandle, jid: &BareJid) -> Result<(), XmppError> {
+    let fields = vec![field(
+        "accountjids",
+        FieldType::JidMulti,
+        vec![jid.to_string()],
+    )];
+    let reply = admin_command(session, jid, "end-user-session", fields).await?;
+    match reply.error_note() {
+        None => Ok(()),
+        Some(text) => Err(XmppError::Protocol(format!(
+            "end-user-session refused: {text}"
+        ))),
     }
 }
 

@@ -598,6 +598,9 @@ async fn drift_is_reported_and_repaired_by_reconcile(kind: Kind) {
     // `jidgate reconcile` repairs both.
     let out = run_cli(&config, &["reconcile"]).await;
     assert!(out.contains("done: 2, failed: 0"), "{out}");
+    // Not a terminal: progress as plain lines, the last one always.
+    assert!(out.contains("reading rosters: "), "{out}");
+    assert!(out.contains("reconcile: 2/2 (0 failed), "), "{out}");
     let view = bindings_of(&app, &p).await;
     assert_eq!(view["consistent"], true, "{view}");
     assert_eq!(item(&xmpp, &p, &d1).await.unwrap().0, "both");

@@ -328,6 +328,7 @@ pub fn base_toml(server: &impl AnyServer, db_file: &Path) -> String {
          failed_login_per_ip_per_minute = 1000\nfailed_login_per_account_per_minute = 1000\n\
          bind_code_per_minute = 1000\nfailed_bind_code_per_ip_per_minute = 1000\n\
          [reconcile]\ngrace = 0\ninterval = 1\ndrift_interval = 0\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\
          [[apps]]\napp_id = \"{APP_ID}\"\nsecret = \"{APP_SECRET}\"\nkind = \"app\"\n\
          [[apps]]\napp_id = \"{DEVICE_APP_ID}\"\nsecret = \"{DEVICE_SECRET}\"\nkind = \"device\"\n\
          [[apps]]\napp_id = \"{SERVICE_APP_ID}\"\nsecret = \"{SERVICE_SECRET}\"\nkind = \"service\"\n",
@@ -431,6 +432,7 @@ impl TestApp {
             Options {
                 http: Some(http),
                 token_service: Some(tokens),
+                metrics: None,
                 faults: settings.faults.map(Faults::with).unwrap_or_default(),
                 no_reconciler: !settings.reconciler,
             },

@@ -24,6 +24,8 @@ use crate::servers::AnyServer;
 pub struct JidgateProcess {
     pub addr: SocketAddr,
     pub token_addr: SocketAddr,
+    /// The metrics listener (`metrics.listen`).
+    pub metrics_addr: SocketAddr,
     pub config_file: PathBuf,
     pub db_file: PathBuf,
     /// Everything the process wrote to stdout and stderr (the log).
@@ -57,9 +59,11 @@ impl JidgateProcess {
         let db_file = dir.path().join("jidgate.db");
         let http_port = free_port();
         let token_port = free_port();
+        let metrics_port = free_port();
         let ports = format!(
             "[http]\nlisten = \"127.0.0.1:{http_port}\"\n\
-             [token_service]\nlisten = \"127.0.0.1:{token_port}\"\n"
+             [token_service]\nlisten = \"127.0.0.1:{token_port}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
         );
         // The binary always runs its reconciler (every second with the test
         // defaults): without a grace period it would sweep the `creating`
@@ -89,6 +93,7 @@ impl JidgateProcess {
         let p = JidgateProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
             token_addr: SocketAddr::from(([127, 0, 0, 1], token_port)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
             config_file,
             db_file,
             log_file,
