@@ -34,7 +34,8 @@ pub async fn record(
     .bind(target)
     .bind(detail)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -121,8 +121,9 @@ pub async fn disable(db: &Db, account_id: i64, operator: &str, now: i64) -> Resu
     .bind(now)
     .bind(operator)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 /// Enables an account again; false if it was not disabled.
@@ -130,8 +131,9 @@ pub async fn enable(db: &Db, account_id: i64) -> Result<bool, Error> {
     let r = on_pool!(db, pool => sqlx::query("delete from account_disabled where account_id = $1")
         .bind(account_id)
         .execute(pool)
-        .await)?;
-    Ok(r.rows_affected() == 1)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 #[cfg(test)]

@@ -107,7 +107,8 @@ pub async fn resolve_requests(db: &Db, account_id: i64, peer: &str) -> Result<()
     .bind(account_id)
     .bind(peer)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -120,7 +121,8 @@ pub async fn add_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Erro
     .bind(account_id)
     .bind(peer)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -132,7 +134,8 @@ pub async fn clear_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Er
     .bind(account_id)
     .bind(peer)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -31,7 +31,6 @@ pub mod audit;
 pub mod bind_code;
 pub mod binding;
 pub mod captcha;
-
 pub mod console;
 pub mod facade;
 pub mod nonce;

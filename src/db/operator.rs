@@ -47,8 +47,9 @@ pub async fn set_password(db: &Db, name: &str, password_hash: &str) -> Result<bo
     .bind(password_hash)
     .bind(name)
     .execute(pool)
-    .await)?;
-    Ok(r.rows_affected() == 1)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r == 1)
 }
 
 pub async fn by_name(db: &Db, name: &str) -> Result<Option<Operator>, Error> {
@@ -67,7 +68,8 @@ pub async fn record_failure(db: &Db, name: &str) -> Result<(), Error> {
     )
     .bind(name)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -115,7 +117,8 @@ pub async fn touch_session(
     )
     .bind(idle_since)
     .execute(pool)
-    .await)?;
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(on_pool!(db, pool => sqlx::query_as::<_, OperatorSession>(
         "update operator_session set last_seen = $1 where token_hash = $2 \
          returning operator_id, (select name from operator where operator.id = operator_id) \
@@ -132,6 +135,7 @@ pub async fn end_session(db: &Db, token_hash: &[u8]) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query("delete from operator_session where token_hash = $1")
         .bind(token_hash)
         .execute(pool)
-        .await)?;
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
