@@ -13,6 +13,7 @@ mod example_client;
 mod faults;
 mod login_security;
 mod provisioning;
+mod reconcile_props;
 mod register;
 mod tls;
 mod token_service;
