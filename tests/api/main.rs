@@ -4,6 +4,7 @@
 mod ejabberd;
 mod helpers;
 mod process;
+mod scripted;
 mod servers;
 
 mod bad_input;
@@ -15,6 +16,7 @@ mod login_security;
 mod provisioning;
 mod reconcile_props;
 mod register;
+mod secrets;
 mod tls;
 mod token_service;
 mod wire_security;
