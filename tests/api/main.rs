@@ -17,6 +17,7 @@ mod provisioning;
 mod reconcile_props;
 mod register;
 mod secrets;
+mod storm;
 mod tls;
 mod token_service;
 mod wire_security;
