@@ -182,8 +182,12 @@ async fn supervise(
     resource: String,
     tx: watch::Sender<Option<SessionHandle>>,
 ) {
-    const FIRST: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(5);
+    // Logging in to a server that is down fails at once (connection
+    // refused), so retrying often costs little; the cap bounds how long
+    // after the server is back registrations still fail (issue 11: under
+    // 1 s; docs/reliability.md).
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_millis(500);
     let mut delay = FIRST;
     let mut was_down_logged = false;
     let mut missing_logged = false;

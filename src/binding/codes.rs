@@ -118,4 +118,48 @@ mod tests {
         assert_eq!(code_hash(&c), code_hash(&c.to_ascii_lowercase()));
         assert_ne!(code_hash(&c), code_hash(&new_code()));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        /// A code typed back in any case, with spaces or tabs around it,
+        /// is the same code; changing any one symbol makes another code.
+        #[test]
+        fn a_code_is_read_back_in_any_case_and_spacing(
+            code in "[0-9A-HJKMNP-TV-Z]{8}",
+            lower in proptest::collection::vec(proptest::bool::ANY, 8),
+            pad in "[ \t]{0,3}",
+            at in 0usize..8,
+            by in 1usize..32,
+        ) {
+            let typed: String = code
+                .chars()
+                .zip(&lower)
+                .map(|(c, l)| if *l { c.to_ascii_lowercase() } else { c })
+                .collect();
+            let typed = format!("{pad}{typed}{pad}");
+            proptest::prop_assert_eq!(code_hash(&typed), code_hash(&code));
+            let mut other = code.clone().into_bytes();
+            let i = CODE_ALPHABET.iter().position(|b| *b == other[at]).unwrap();
+            other[at] = CODE_ALPHABET[(i + by) % 32];
+            let other = String::from_utf8(other).unwrap();
+            proptest::prop_assert_ne!(code_hash(&other), code_hash(&code));
+        }
+    }
+
+    #[test]
+    fn codes_never_hold_the_letters_crockford_leaves_out_and_use_every_symbol() {
+        let mut seen = [0usize; 32];
+        for _ in 0..4000 {
+            let c = new_code();
+            assert_eq!(c.len(), CODE_LEN);
+            assert!(!c.contains(['I', 'L', 'O', 'U']), "{c}");
+            for b in c.bytes() {
+                seen[CODE_ALPHABET.iter().position(|x| *x == b).unwrap()] += 1;
+            }
+        }
+        // 32,000 symbols: each of the 32 expected 1,000 times; a byte's low
+        // five bits are uniform, so none is far off.
+        assert!(seen.iter().all(|n| (800..1200).contains(n)), "{seen:?}");
+    }
 }

@@ -72,6 +72,19 @@ impl<'a> Request<'a> {
                 command: Command::VerifyAccessToken(Cow::Borrowed(token)),
             });
         }
+        Self::parse_general(line, greeted)
+    }
+
+    /// The general path alone (serde), without the fast scanner: what
+    /// [`Request::parse`] answers for every line the scanner leaves to it.
+    /// Public for the differential fuzz target (`fuzz/`), which checks that
+    /// both paths agree on every line.
+    #[doc(hidden)]
+    pub fn parse_general(line: &'a [u8], greeted: bool) -> Option<Request<'a>> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
         let parsed: Line<'a> = match serde_json::from_slice(line) {
             Ok(p) => p,
             Err(_) => {

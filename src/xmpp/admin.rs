@@ -70,7 +70,14 @@ pub async fn add_user(
     jid: &BareJid,
     password: &str,
 ) -> Result<AdminOutcome, XmppError> {
-    let fields = vec![
+    let fields = add_user_fields(jid, password);
+    add_user_outcome(admin_command(session, jid, "add-user", fields).await)
+}
+
+/// The add-user form's fields: the password goes out as text (the fuzz
+/// target `stanza` checks it comes back identical).
+pub fn add_user_fields(jid: &BareJid, password: &str) -> Vec<Field> {
+    vec![
         field("accountjid", FieldType::JidSingle, vec![jid.to_string()]),
         field(
             "password",
@@ -82,8 +89,18 @@ pub async fn add_user(
             FieldType::TextPrivate,
             vec![password.to_owned()],
         ),
-    ];
-    add_user_outcome(admin_command(session, jid, "add-user", fields).await)
+    ]
+}
+
+/// The add-user command element as it is first sent (the fuzz target
+/// `stanza` parses it back).
+pub fn add_user_command(jid: &BareJid, password: &str) -> xmpp_parsers::minidom::Element {
+    super::adhoc::command_element(
+        &format!("{NS_ADMIN}#add-user"),
+        "execute",
+        None,
+        Some(admin_form(add_user_fields(jid, password))),
+    )
 }
 
 /// What an add-user answer means. A success says only that the server

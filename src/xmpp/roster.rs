@@ -51,16 +51,23 @@ pub async fn set_item(
     name: &str,
     group: &str,
 ) -> Result<(), XmppError> {
-    let item = Item {
+    session
+        .iq(None, IqRequest::Set(set_item_query(jid, name, group)))
+        .await?;
+    Ok(())
+}
+
+/// The roster query [`set_item`] sends: the nickname and group go out as
+/// text (the fuzz target `stanza` checks they come back identical).
+pub fn set_item_query(jid: &BareJid, name: &str, group: &str) -> Element {
+    one_item(Item {
         jid: jid.clone(),
         name: (!name.is_empty()).then(|| name.to_owned()),
         subscription: Subscription::None,
         ask: Default::default(),
         groups: vec![Group(group.to_owned())],
         approved: None,
-    };
-    session.iq(None, IqRequest::Set(one_item(item))).await?;
-    Ok(())
+    })
 }
 
 /// Sets an item as given (name and groups; the subscription is the

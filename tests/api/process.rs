@@ -32,6 +32,8 @@ pub struct JidgateProcess {
     pub log_file: PathBuf,
     pub client: reqwest::Client,
     child: Option<Child>,
+    rust_log: String,
+    env: Vec<(String, String)>,
     _dir: TempDir,
 }
 
@@ -75,22 +77,7 @@ impl JidgateProcess {
         let config_file = dir.path().join("jidgate.toml");
         std::fs::write(&config_file, merged).unwrap();
         let log_file = dir.path().join("jidgate.log");
-        let log = std::fs::File::create(&log_file).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jidgate"));
-        cmd.arg("--config")
-            .arg(&config_file)
-            .arg("serve")
-            .env("RUST_LOG", settings.rust_log.as_deref().unwrap_or("info"))
-            .env_remove("JIDGATE_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        for (k, v) in &settings.env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start the jidgate binary");
-        let p = JidgateProcess {
+        let mut p = JidgateProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], http_port)),
             token_addr: SocketAddr::from(([127, 0, 0, 1], token_port)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
@@ -98,11 +85,45 @@ impl JidgateProcess {
             db_file,
             log_file,
             client: test_client(server.server().ca_file()),
-            child: Some(child),
+            child: None,
+            rust_log: settings.rust_log.unwrap_or_else(|| "info".into()),
+            env: settings.env,
             _dir: dir,
         };
+        p.start_child();
         p.wait_ready().await;
         p
+    }
+
+    /// Starts the binary on this process's configuration, appending to its
+    /// log.
+    fn start_child(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jidgate"));
+        cmd.arg("--config")
+            .arg(&self.config_file)
+            .arg("serve")
+            .env("RUST_LOG", &self.rust_log)
+            .env_remove("JIDGATE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start the jidgate binary"));
+    }
+
+    /// Starts the binary again after [`Self::kill`] or [`Self::stop`] (same
+    /// configuration, database and ports), without waiting for it.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.start_child();
     }
 
     pub fn url(&self, path: &str) -> String {
