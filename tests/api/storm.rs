@@ -324,11 +324,12 @@ async fn a_fault_storm_leaves_every_acknowledged_operation_done_and_both_sides_i
 /// The agreement, or what is wrong.
 async fn check(proc: &JidgateProcess, prosody: &Prosody, m: &Model) -> Result<(), String> {
     let db = crate::helpers::connect_db(&proc.db_file).await;
-    let accounts: Vec<(i64, String, String, String, Vec<u8>, i64)> =
-        sqlx::query_as("select id, user_name, state, jid_local, jid_pwd_enc, cast(type as bigint) from account")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let accounts: Vec<(i64, String, String, String, Vec<u8>, i64)> = sqlx::query_as(
+        "select id, user_name, state, jid_local, jid_pwd_enc, cast(type as bigint) from account",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
     let bindings: Vec<(i64, i64, String)> =
         sqlx::query_as("select owner_id, device_id, state from binding")
             .fetch_all(&db)
