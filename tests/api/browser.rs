@@ -126,9 +126,7 @@ struct Account {
 async fn captcha(p: &JidgateProcess) -> (String, String) {
     let r = p.client.get(p.url("/verify_code")).send().await.unwrap();
     let id = r.headers()["x-captcha-id"].to_str().unwrap().to_owned();
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", p.db_file.display()))
-        .await
-        .unwrap();
+    let db = crate::helpers::connect_db(&p.db_file).await;
     let answer = sqlx::query_scalar("select answer from captcha where id = $1")
         .bind(&id)
         .fetch_one(&db)

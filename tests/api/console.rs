@@ -331,9 +331,7 @@ async fn operators_are_added_on_the_command_line_with_the_password_from_stdin() 
     assert!(!again.status.success(), "a name is added once");
     let replaced = run(true, "bob-pass-456");
     assert!(replaced.status.success(), "{replaced:?}");
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_file.display()))
-        .await
-        .unwrap();
+    let db = crate::helpers::connect_db(&db_file).await;
     let hash: String = sqlx::query_scalar("select password_hash from operator where name = 'bob'")
         .fetch_one(&db)
         .await

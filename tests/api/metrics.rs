@@ -117,9 +117,7 @@ async fn metrics_count_what_a_scripted_workload_did() {
     assert_ne!(ask(&mut lines, &mut wr, bad).await["result"], 0);
 
     // A row left mid-way shows as pending while it is within the grace.
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", p.db_file.display()))
-        .await
-        .unwrap();
+    let db = crate::helpers::connect_db(&p.db_file).await;
     sqlx::query("update account set state = 'deleting', updated_at = $1 where user_name = $2")
         .bind(jidgate::now())
         .bind(&serial)
