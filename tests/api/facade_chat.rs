@@ -320,6 +320,9 @@ async fn a_message_to_an_offline_facade_user_arrives_delayed_at_the_next_login(k
                                    "size": 1234, "width": 10, "height": 20, "name": "p.png"}),
         )
         .await;
+    // An IQ round trip on a's stream: the server has routed the message
+    // (to offline storage) before b logs in.
+    a.ok("user.block_list", json!({})).await;
     let mut b = Ws::login(&app, &ub.token).await;
     let push = b.push("newmsg").await;
 
