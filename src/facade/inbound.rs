@@ -103,9 +103,13 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             delayed,
             wants_receipt,
         } => {
-            if let Err(e) = store::add_unread(&live.app().db, live.account.id, &uid).await {
-                tracing::warn!(error = %e, "unread count not kept");
-            }
+            // Counted beside delivery, never in its way.
+            let (db, id, peer) = (live.app().db.clone(), live.account.id, uid.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store::add_unread(&db, id, &peer).await {
+                    tracing::warn!(error = %e, "unread count not kept");
+                }
+            });
             let time = delayed.unwrap_or_else(now);
             let data = json!({ "message": message_json(&chat, &uid, time, delayed.is_some()) });
             let receipt = wants_receipt.then(|| (from.clone(), chat.id.clone()));
