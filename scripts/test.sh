@@ -15,3 +15,8 @@ need python3 python3
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+# A short run of every fuzz target (docs/reliability.md has the long ones);
+# the first build of the fuzz crate (nightly, sanitizers) takes a while.
+if [ -z "${JIDGATE_SKIP_FUZZ:-}" ]; then
+    scripts/fuzz.sh 20
+fi
