@@ -29,3 +29,8 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 JIDGATE_TEST_DATABASE=postgres cargo test --locked --test api
+# A short run of every fuzz target (docs/reliability.md has the long ones);
+# the first build of the fuzz crate (nightly, sanitizers) takes a while.
+if [ -z "${JIDGATE_SKIP_FUZZ:-}" ]; then
+    scripts/fuzz.sh 20
+fi

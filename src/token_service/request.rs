@@ -191,6 +191,33 @@ mod tests {
         ));
     }
 
+    /// Found by the `token_line` fuzz target: the fast scanner accepted a
+    /// number serde_json refuses as out of range. Both paths now agree.
+    #[test]
+    fn the_scanner_and_the_general_path_agree_on_numbers_out_of_range() {
+        let huge = format!("{{\"x\":1{}}}", "0".repeat(400));
+        let lines = [
+            format!(
+                r#" {{"seq": "a-1", "cmd":"verify_access_token","access_token":"jgt_x","x":-0.5e{}}}"#,
+                "2".repeat(300)
+            ),
+            huge.replace(
+                "{\"x\"",
+                "{\"cmd\":\"verify_access_token\",\"access_token\":\"t\",\"x\"",
+            ),
+            r#"{"cmd":"verify_access_token","access_token":"t","x":1e5}"#.to_owned(),
+        ];
+        for line in &lines {
+            let fast = format!("{:?}", Request::parse(line.as_bytes(), true));
+            let general = format!("{:?}", Request::parse_general(line.as_bytes(), true));
+            assert_eq!(fast, general, "{line}");
+        }
+        assert!(matches!(
+            Request::parse(lines[0].as_bytes(), true).unwrap().command,
+            Command::Refused(_)
+        ));
+    }
+
     #[test]
     fn out_of_turn_and_malformed_lines_are_refused() {
         for (line, greeted, code) in [
