@@ -1,4 +1,5 @@
-//! Inbound XMPP stanzas as pushes: chat messages (`newmsg`), receipts
+//! The task reading a facade session's XMPP stream, and inbound stanzas
+//! as pushes: chat messages (`newmsg`), receipts
 //! (`msgack`), chat states (`typing`), markers (`read`), presence
 //! (`presence`) and subscriptions (`event`). A stanza that becomes a push
 //! is handled (for XEP-0198) when the phone acknowledges the push; any
@@ -14,12 +15,39 @@ use xmpp_parsers::presence::Type as PresenceType;
 use xmpp_parsers::roster::{Ask, Roster, Subscription};
 use xmpp_parsers::stanza::Stanza;
 
+use super::delivery::Out;
 use super::live::{Live, lock};
 use crate::clock::now;
 use crate::db::facade as store;
-use crate::xmpp::Inbound;
 use crate::xmpp::chat::{self, Chat, Incoming};
 use crate::xmpp::presence::{self, Seen};
+use crate::xmpp::{Ended, Inbound, Session};
+
+/// Reads the XMPP stream until it ends or the session is stopped.
+pub async fn read(live: Arc<Live>, mut session: Session) {
+    loop {
+        tokio::select! {
+            _ = live.stop.cancelled() => break,
+            inbound = session.next_inbound() => match inbound {
+                None => break,
+                Some(i) => handle(&live, i).await,
+            },
+        }
+    }
+    let ended = session.handle().ended();
+    session.close().await;
+    live.facade.forget(&live);
+    if live.stop.is_cancelled() {
+        return;
+    }
+    live.stop.cancel();
+    let (type_, data) = match ended {
+        Some(Ended::Conflict) => ("anotherlogin", json!({"reason": "another login"})),
+        _ => ("session_end", json!({"reason": "the XMPP session ended"})),
+    };
+    live.delivery.push(type_, &data, None, None).await;
+    live.delivery.send(Out::Close);
+}
 
 /// Turns one inbound stanza into what the phone should see.
 pub async fn handle(live: &Arc<Live>, inbound: Inbound) {

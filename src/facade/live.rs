@@ -1,29 +1,27 @@
 //! One facade session's XMPP side, which outlives its WebSocket for
 //! `facade.resume_timeout`: the user's account, the XMPP session (resource
 //! `facade`, lossless, with stream management), the push queue, the
-//! roster and who is online, and the task reading the XMPP stream.
+//! roster and who is online.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster::{Item, Subscription};
 
 use super::Facade;
-use super::delivery::{Delivery, Out};
+use super::delivery::Delivery;
 use super::envelope::{Failure, errno};
-use super::inbound;
 use super::names::Names;
 use crate::app::App;
 use crate::binding::login_with;
 use crate::crypto::random_token;
 use crate::db::{Account, account};
 use crate::tokens::TokenInfo;
-use crate::xmpp::{Ended, Session, SessionHandle, SessionOptions, roster};
+use crate::xmpp::{Session, SessionHandle, SessionOptions, roster};
 
 /// A logged-in facade session.
 pub struct Live {
@@ -52,12 +50,13 @@ impl Live {
         &self.facade.app
     }
 
-    /// Logs in to XMPP as the token's user and starts reading the stream.
-    pub async fn start(
+    /// Logs in to XMPP as the token's user and reads the roster; the caller
+    /// starts reading the stream (`inbound::read`), then [`Live::announce`]s.
+    pub async fn login(
         facade: Arc<Facade>,
         token: SecretString,
         info: TokenInfo,
-    ) -> Result<Arc<Live>, Failure> {
+    ) -> Result<(Arc<Live>, Session), Failure> {
         let app = &facade.app;
         let account = account::active_by_id(&app.db, info.account_id)
             .await?
@@ -91,11 +90,14 @@ impl Live {
             facade: facade.clone(),
         });
         facade.register(&live);
-        tokio::spawn(read(live.clone(), session));
-        // Initial presence: offline messages and pending subscription
-        // requests come after it.
-        live.xmpp.send(Presence::available()).await?;
-        Ok(live)
+        Ok((live, session))
+    }
+
+    /// Initial presence: offline messages and pending subscription requests
+    /// come after it, so the stream must already be read.
+    pub async fn announce(&self) -> Result<(), Failure> {
+        self.xmpp.send(Presence::available()).await?;
+        Ok(())
     }
 
     /// The roster entry of `jid`.
@@ -122,30 +124,4 @@ impl Live {
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Reads the XMPP stream until it ends or the session is stopped.
-async fn read(live: Arc<Live>, mut session: Session) {
-    loop {
-        tokio::select! {
-            _ = live.stop.cancelled() => break,
-            inbound = session.next_inbound() => match inbound {
-                None => break,
-                Some(i) => inbound::handle(&live, i).await,
-            },
-        }
-    }
-    let ended = session.handle().ended();
-    session.close().await;
-    live.facade.forget(&live);
-    if live.stop.is_cancelled() {
-        return;
-    }
-    live.stop.cancel();
-    let (type_, data) = match ended {
-        Some(Ended::Conflict) => ("anotherlogin", json!({"reason": "another login"})),
-        _ => ("session_end", json!({"reason": "the XMPP session ended"})),
-    };
-    live.delivery.push(type_, &data, None, None).await;
-    live.delivery.send(Out::Close);
 }

@@ -20,6 +20,7 @@ use super::codec::{Codec, Incoming};
 use super::delivery::Out;
 use super::envelope::{self, Failure, Request, errno};
 use super::functions;
+use super::inbound;
 use super::live::{Live, lock};
 use crate::clock::now;
 
@@ -229,7 +230,9 @@ impl Conn {
             .tokens
             .verify(token.expose_secret(), now())
             .await?;
-        let live = Live::start(self.facade.clone(), token, info).await?;
+        let (live, session) = Live::login(self.facade.clone(), token, info).await?;
+        tokio::spawn(inbound::read(live.clone(), session));
+        live.announce().await?;
         let acked = live.delivery.attach(self.out.clone(), 0);
         functions::session::acknowledged(&live, acked);
         self.live = Some(live.clone());

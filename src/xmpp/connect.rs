@@ -26,7 +26,8 @@ use xmpp_parsers::stanza::Stanza;
 use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
-use super::session::{FallibleStream, Session, SessionOptions};
+use super::session::{Session, SessionOptions};
+use super::stream::FallibleStream;
 use super::{XmppError, iq};
 use crate::config::{XmppConfig, XmppSecurity};
 

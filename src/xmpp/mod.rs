@@ -11,6 +11,7 @@
 //!
 //! - [`connect`]: RFC 6120 stream set-up: StartTLS, SASL, resource binding.
 //! - [`session`]: the task that owns a stream, and the handles to it.
+//! - `stream`: the XML stream type set-up, stream management and sessions share.
 //! - [`error`]: what can go wrong, and whether a request certainly did not
 //!   reach the server.
 //! - [`adhoc`]: XEP-0050 ad-hoc commands: execute, continue, discover.
@@ -38,6 +39,7 @@ pub mod presence;
 pub mod roster;
 pub mod session;
 pub mod sm;
+mod stream;
 pub mod vcard;
 
 pub use connect::Connector;

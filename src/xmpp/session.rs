@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tokio_xmpp::xmlstream::{ReadError, XmlStream, XmppStreamElement};
+use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{FullJid, Jid};
 use xmpp_parsers::minidom::Element;
@@ -29,9 +29,7 @@ use xmpp_parsers::stream_error::DefinedCondition as StreamCondition;
 use super::sm::Ledger;
 use super::{XmppError, iq};
 
-/// The XML stream of a session: elements that failed to parse are reported
-/// rather than ending the stream.
-pub(super) type FallibleStream<S> = XmlStream<S, tokio_xmpp::xmlstream::FallibleStreamElement>;
+use super::stream::FallibleStream;
 
 /// The payload of an IQ request.
 pub enum IqRequest {

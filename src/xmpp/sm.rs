@@ -18,7 +18,7 @@ use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
 use xmpp_parsers::sm;
 
 use super::XmppError;
-use super::session::FallibleStream;
+use super::stream::FallibleStream;
 
 /// Inbound stanzas received and those still awaiting their reader.
 #[derive(Debug, Default)]
