@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use jidgate::xmpp::chat::{self, Chat, Incoming, Kind, Media};
 use jidgate::xmpp::{Connector, SessionOptions};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -20,8 +21,9 @@ pub const LATENCY_N: usize = 1000;
 /// Messages sent with a window in flight (throughput). Together with
 /// LATENCY_N under Prosody's default archive limit per user with internal
 /// storage (`storage_archive_item_limit`, 10,000), past which every new
-/// message makes Prosody rewrite the archive (seconds-long stalls).
-pub const THROUGHPUT_N: usize = 5000;
+/// message makes Prosody rewrite the archive (seconds-long stalls); with
+/// receipts (archived too) a user archives two items per message.
+pub const THROUGHPUT_N: usize = 3000;
 const WINDOW: usize = 100;
 
 /// What one path achieved.
@@ -123,6 +125,64 @@ pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
     let figures = measure(send, &mut rx).await;
     drop(sa);
     figures
+}
+
+/// Two plain XMPP clients doing what the facade does for its users: the
+/// same message stanzas (a receipt request, jidgate's own builder),
+/// XEP-0198 stream management, and a receipt for every message received.
+pub async fn direct_with_receipts(conn: &Connector, a: &Account, b: &Account) -> Figures {
+    let opts = SessionOptions {
+        lossless: true,
+        stream_management: true,
+    };
+    let login = |u: &Account| {
+        let jid = BareJid::new(&u.jid).unwrap();
+        let pw = u.jid_pwd.clone();
+        async move { conn.login_with(&jid, &pw, "bench", opts).await.unwrap() }
+    };
+    let mut sa = login(a).await;
+    let mut sb = login(b).await;
+    sa.send(Presence::available()).await.unwrap();
+    sb.send(Presence::available()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let from_a = BareJid::new(&a.jid).unwrap();
+    let hb = sb.handle();
+    tokio::spawn(async move {
+        while let Some(inbound) = sb.next_inbound().await {
+            if let Stanza::Message(m) = &inbound.stanza
+                && let Some(Incoming::Chat { chat, .. }) = chat::read(m, String::new)
+                && let Ok(i) = chat.content.parse()
+            {
+                let _ = tx.send((i, Instant::now()));
+                let _ = hb.send(chat::receipt(&from_a, &chat.id)).await;
+            }
+            hb.handled(inbound.seq);
+        }
+    });
+    // a reads (and handles) the receipts.
+    let handle = sa.handle();
+    let ha = sa.handle();
+    tokio::spawn(async move {
+        while let Some(inbound) = sa.next_inbound().await {
+            ha.handled(inbound.seq);
+        }
+    });
+    let to = BareJid::new(&b.jid).unwrap();
+    let send: Send = Box::new(move |i| {
+        let (handle, to) = (handle.clone(), to.clone());
+        Box::pin(async move {
+            let c = Chat {
+                id: format!("m{i}"),
+                kind: Kind::Text,
+                content: i.to_string(),
+                media: Media::default(),
+                location: None,
+            };
+            handle.send(chat::build(&to, &c)).await.unwrap();
+        })
+    });
+    measure(send, &mut rx).await
 }
 
 /// Two facade users over WebSockets; the receiver acknowledges every 20

@@ -54,8 +54,8 @@ async fn main() {
         })
         .collect();
     let servers = Servers::start().await;
-    let names: Vec<String> = (0..4).map(|i| format!("SN-CHAT-{i}")).collect();
-    let chat_users = setup::accounts(servers.http_port, names, 4).await;
+    let names: Vec<String> = (0..6).map(|i| format!("SN-CHAT-{i}")).collect();
+    let chat_users = setup::accounts(servers.http_port, names, 6).await;
 
     let chat = std::env::var("FACADE_BENCH_CHAT").map_or(true, |v| v != "0");
     if chat {
@@ -66,13 +66,19 @@ async fn main() {
 
 async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
     let direct = chat::direct(&servers.connector(), &chat_users[0], &chat_users[1]).await;
+    let receipts =
+        chat::direct_with_receipts(&servers.connector(), &chat_users[4], &chat_users[5]).await;
     let facade = chat::facade(servers.http_port, &chat_users[2], &chat_users[3]).await;
     println!(
         "chat, {} messages one at a time, {} with 100 in flight:",
         chat::LATENCY_N,
         chat::THROUGHPUT_N
     );
-    for (what, f) in [("direct XMPP", &direct), ("facade", &facade)] {
+    for (what, f) in [
+        ("direct XMPP", &direct),
+        ("direct+rcpt", &receipts),
+        ("facade", &facade),
+    ] {
         println!(
             "  {what:<12} {:>8.0} msg/s   p50 {:.3} ms   p99 {:.3} ms",
             f.per_sec,
@@ -80,11 +86,13 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
             ms(f.p99)
         );
     }
-    println!(
-        "  facade/direct throughput {:.2}x, p99 {:+.3} ms",
-        facade.per_sec / direct.per_sec,
-        ms(facade.p99) - ms(direct.p99)
-    );
+    for (what, base) in [("direct", &direct), ("direct+rcpt", &receipts)] {
+        println!(
+            "  facade/{what:<12} throughput {:.2}x, p99 {:+.3} ms",
+            facade.per_sec / base.per_sec,
+            ms(facade.p99) - ms(base.p99)
+        );
+    }
 }
 
 async fn idle_sessions(servers: &Servers, counts: &[usize]) {

@@ -106,8 +106,15 @@ impl Servers {
             jidgate_toml(prosody_port, http_port, &dir.path().join("j.db")),
         )
         .unwrap();
+        // FACADE_BENCH_WRAP="perf record -g -o /tmp/facade.perf --" (or
+        // heaptrack) runs jidgate under a profiler; the memory figures are
+        // then the profiler's.
+        let wrap = std::env::var("FACADE_BENCH_WRAP").unwrap_or_default();
+        let mut words: Vec<&str> = wrap.split_whitespace().collect();
+        words.push(env!("CARGO_BIN_EXE_jidgate"));
         let jidgate = Proc(
-            Command::new(env!("CARGO_BIN_EXE_jidgate"))
+            Command::new(words[0])
+                .args(&words[1..])
                 .arg("--config")
                 .arg(&config)
                 .arg("serve")

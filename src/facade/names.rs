@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use xmpp_parsers::jid::BareJid;
 
@@ -17,19 +18,47 @@ use crate::fields::UserName;
 /// far shorter).
 const MAX_UID: usize = 512;
 
+/// Entries each map keeps at most (past it, it starts again empty).
+const MAX_ENTRIES: usize = 10_000;
+
+/// How long a uid found in the database is taken to name the same JID
+/// without asking again: a chat sends many messages to one uid, and the
+/// look-up would otherwise cost a database round trip per message. An
+/// account cancelled meanwhile is still addressed for at most this long;
+/// the XMPP server then answers for it (its JID is gone).
+const UID_TTL: Duration = Duration::from_secs(30);
+
 /// Maps uids and JIDs both ways, remembering what it looked up.
 #[derive(Default)]
 pub struct Names {
     by_jid: Mutex<HashMap<BareJid, String>>,
+    by_uid: Mutex<HashMap<String, (BareJid, Instant)>>,
 }
 
 impl Names {
     fn remember(&self, jid: &BareJid, uid: &str) {
         let mut m = self.by_jid.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() > 10_000 {
+        if m.len() > MAX_ENTRIES {
             m.clear();
         }
         m.insert(jid.clone(), uid.to_owned());
+    }
+
+    /// `uid` as a client wrote it, looked up within [`UID_TTL`].
+    fn recent(&self, uid: &str) -> Option<BareJid> {
+        let m = self.by_uid.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(uid)
+            .filter(|(_, at)| at.elapsed() < UID_TTL)
+            .map(|(jid, _)| jid.clone())
+    }
+
+    fn found(&self, uid: &str, jid: &BareJid, user_name: &str) {
+        self.remember(jid, user_name);
+        let mut m = self.by_uid.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(uid.to_owned(), (jid.clone(), Instant::now()));
     }
 
     /// The JID a client-given `uid` names: 3 if no such user, a parameter
@@ -37,6 +66,9 @@ impl Names {
     pub async fn jid_of(&self, app: &App, uid: &str) -> Result<BareJid, Failure> {
         if uid.is_empty() || uid.len() > MAX_UID {
             return Err(Failure::parm("uid: a user name or a bare JID"));
+        }
+        if let Some(jid) = self.recent(uid) {
+            return Ok(jid);
         }
         if uid.contains('@') {
             let jid = BareJid::new(uid)
@@ -50,7 +82,7 @@ impl Names {
                     .await?
                     .filter(|a| a.is_active())
                     .ok_or_else(|| Failure::new(errno::NO_TARGET, "no such user"))?;
-                self.remember(&jid, &acc.user_name);
+                self.found(uid, &jid, &acc.user_name);
             }
             return Ok(jid);
         }
@@ -59,7 +91,7 @@ impl Names {
             .await?
             .ok_or_else(|| Failure::new(errno::NO_TARGET, "no such user"))?;
         let jid = acc.jid(app.domain())?;
-        self.remember(&jid, &acc.user_name);
+        self.found(uid, &jid, &acc.user_name);
         Ok(jid)
     }
 
