@@ -23,6 +23,7 @@ mod facade_client;
 mod facade_delivery;
 mod facade_example;
 mod facade_profile;
+mod facade_reconnect;
 mod facade_session;
 mod faults;
 mod instances;
