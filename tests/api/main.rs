@@ -25,6 +25,7 @@ mod facade_example;
 mod facade_profile;
 mod facade_reconnect;
 mod facade_session;
+mod facade_start;
 mod faults;
 mod instances;
 mod login_security;
