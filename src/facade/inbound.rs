@@ -247,10 +247,12 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             delayed,
             wants_receipt,
         } => {
-            // Counted beside delivery, never in its way.
+            // Counted beside delivery, never in its way; once per msgid
+            // (the server may deliver a message again).
             let (db, id, peer) = (live.app().db.clone(), live.account.id, uid.clone());
+            let msgid = chat.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = store::add_unread(&db, id, &peer).await {
+                if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
                     tracing::warn!(error = %e, "unread count not kept");
                 }
             });
