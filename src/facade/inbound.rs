@@ -54,6 +54,13 @@ pub async fn read(live: Arc<Live>, mut session: Session) {
             finish(&live, "anotherlogin", &data).await;
             break;
         }
+        if let Some(Ended::StreamError(e)) = &ended
+            && FINAL.contains(&e.as_str())
+        {
+            let data = json!({"reason": format!("the XMPP server ended the session: {e}")});
+            finish(&live, "session_end", &data).await;
+            break;
+        }
         match reconnect(&live, ended).await {
             Ok((next, g)) => (session, generation) = (next, g),
             Err((type_, data)) => {
@@ -66,6 +73,12 @@ pub async fn read(live: Arc<Live>, mut session: Session) {
     }
     live.facade.forget(&live);
 }
+
+/// Stream errors after which logging in again would not help: the
+/// server's queue of stanzas the phone did not acknowledge overflowed
+/// (Prosody's mod_smacks: `resource-constraint`; it would fill again), or
+/// the server refuses the user.
+const FINAL: [&str; 3] = ["ResourceConstraint", "NotAuthorized", "PolicyViolation"];
 
 /// Ends the session with a last push and closes the socket.
 async fn finish(live: &Live, type_: &str, data: &Value) {
