@@ -165,8 +165,8 @@ impl Live {
     }
 
     /// Logs in again as the same user and resource (the account read
-    /// afresh, its JID password repaired if refused) and re-reads the
-    /// roster; the stream becomes the next generation, which the caller
+    /// afresh, its JID password repaired if refused), re-reads the roster
+    /// and forgets who was online; the stream becomes the next generation, which the caller
     /// reads and then [`Live::announce`]s on.
     pub async fn relogin(&self) -> Result<(Session, u64), Failure> {
         let app = self.app();
@@ -176,6 +176,9 @@ impl Live {
         let session = login_with(app, &account, &self.resource, OPTIONS).await?;
         let items = roster::get(&session).await?;
         *lock(&self.roster) = items.into_iter().map(|i| (i.jid.clone(), i)).collect();
+        // Who is online is learnt again from the presences that follow
+        // initial presence (each pushed as `presence`).
+        lock(&self.online).clear();
         let mut link = lock(&self.link);
         link.generation += 1;
         link.handle = session.handle();
