@@ -35,6 +35,15 @@ pub struct FacadeConfig {
     pub friends_only: bool,
     /// `user.search` also matches user-name prefixes (personal data: off).
     pub search_prefix: bool,
+    /// Seconds a facade session keeps trying to log in again after its
+    /// XMPP stream dropped before it ends (push `session_end`).
+    pub reconnect_timeout: u64,
+    /// First delay before logging in again, in milliseconds; it doubles
+    /// with each failed attempt (with jitter: each delay is drawn from its
+    /// upper half).
+    pub reconnect_delay_ms: u64,
+    /// Longest delay between two attempts, in milliseconds.
+    pub reconnect_max_delay_ms: u64,
 }
 
 impl Default for FacadeConfig {
@@ -52,6 +61,9 @@ impl Default for FacadeConfig {
             multi_login: false,
             friends_only: false,
             search_prefix: false,
+            reconnect_timeout: 300,
+            reconnect_delay_ms: 500,
+            reconnect_max_delay_ms: 30_000,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The facade's own tables: friend events (`facade_event`, read by
-//! `event.read`) and unread counts per contact (`facade_unread`).
+//! `event.read`) and unread counts per contact (`facade_unread`, each
+//! message counted once by its id: `facade_unread_msg`).
 
 use sqlx::FromRow;
 
@@ -112,8 +113,23 @@ pub async fn resolve_requests(db: &Db, account_id: i64, peer: &str) -> Result<()
     Ok(())
 }
 
-/// One more unread message from `peer`.
-pub async fn add_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
+/// One more unread message from `peer`, unless message `msgid` was
+/// counted already (the XMPP server may deliver a message again, with its
+/// id): returns whether it counted.
+pub async fn add_unread(db: &Db, account_id: i64, peer: &str, msgid: &str) -> Result<bool, Error> {
+    let first = on_pool!(db, pool => sqlx::query(
+        "insert into facade_unread_msg (account_id, msgid, peer) values ($1, $2, $3) \
+         on conflict (account_id, msgid) do nothing",
+    )
+    .bind(account_id)
+    .bind(msgid)
+    .bind(peer)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if first == 0 {
+        return Ok(false);
+    }
     on_pool!(db, pool => sqlx::query(
         "insert into facade_unread (account_id, peer, count) values ($1, $2, 1) \
          on conflict (account_id, peer) do update set count = facade_unread.count + 1",
@@ -123,13 +139,21 @@ pub async fn add_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Erro
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(true)
 }
 
 /// Everything from `peer` is read.
 pub async fn clear_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query(
         "delete from facade_unread where account_id = $1 and peer = $2",
+    )
+    .bind(account_id)
+    .bind(peer)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    on_pool!(db, pool => sqlx::query(
+        "delete from facade_unread_msg where account_id = $1 and peer = $2",
     )
     .bind(account_id)
     .bind(peer)

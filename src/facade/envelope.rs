@@ -40,6 +40,9 @@ pub mod errno {
     pub const BAD_COMPRESSION: i64 = 5005;
     /// Too many facade sessions on this instance.
     pub const BUSY: i64 = 5006;
+    /// The XMPP stream dropped and is being logged in again (push
+    /// `xmpp_state`); retry after `xmpp_state` `connected`.
+    pub const RECONNECTING: i64 = 5007;
     /// Seed 000: the target is not a friend (`facade.friends_only`).
     pub const NOT_FRIEND: i64 = 10002;
 }

@@ -1,4 +1,5 @@
-//! The task reading a facade session's XMPP stream, and inbound stanzas
+//! The task reading a facade session's XMPP stream (and logging in again
+//! when it drops), and inbound stanzas
 //! as pushes: chat messages (`newmsg`), receipts
 //! (`msgack`), chat states (`typing`), markers (`read`), presence
 //! (`presence`) and subscriptions (`event`). A stanza that becomes a push
@@ -6,6 +7,7 @@
 //! other at once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use xmpp_parsers::iq::Iq;
@@ -16,42 +18,169 @@ use xmpp_parsers::roster::{Ask, Roster, Subscription};
 use xmpp_parsers::stanza::Stanza;
 
 use super::delivery::Out;
+use super::envelope::errno;
 use super::live::{Live, lock};
 use crate::clock::now;
+use crate::crypto::random_bytes;
 use crate::db::facade as store;
 use crate::xmpp::chat::{self, Chat, Incoming};
 use crate::xmpp::presence::{self, Seen};
 use crate::xmpp::{Ended, Inbound, Session};
 
-/// Reads the XMPP stream until it ends or the session is stopped.
+/// Reads the XMPP stream until the session is stopped. A stream that
+/// drops (not a conflict, not our own stop) is logged in again with
+/// backoff ([`reconnect`]); a conflict (another login) ends the session
+/// with push `anotherlogin`.
 pub async fn read(live: Arc<Live>, mut session: Session) {
+    let mut generation = live.generation();
     loop {
-        tokio::select! {
-            _ = live.stop.cancelled() => break,
-            inbound = session.next_inbound() => match inbound {
-                None => break,
-                Some(i) => handle(&live, i).await,
-            },
+        loop {
+            tokio::select! {
+                _ = live.stop.cancelled() => break,
+                inbound = session.next_inbound() => match inbound {
+                    None => break,
+                    Some(i) => handle(&live, generation, i).await,
+                },
+            }
+        }
+        let ended = session.handle().ended();
+        session.close().await;
+        if live.stop.is_cancelled() {
+            break;
+        }
+        live.dropped();
+        if ended == Some(Ended::Conflict) {
+            let data = json!({"reason": "another login"});
+            finish(&live, "anotherlogin", &data).await;
+            break;
+        }
+        if let Some(Ended::StreamError(e)) = &ended
+            && FINAL.contains(&e.as_str())
+        {
+            let data = json!({"reason": format!("the XMPP server ended the session: {e}")});
+            finish(&live, "session_end", &data).await;
+            break;
+        }
+        match reconnect(&live, ended).await {
+            Ok((next, g)) => (session, generation) = (next, g),
+            Err((type_, data)) => {
+                if !live.stop.is_cancelled() {
+                    finish(&live, type_, &data).await;
+                }
+                break;
+            }
         }
     }
-    let ended = session.handle().ended();
-    session.close().await;
     live.facade.forget(&live);
-    if live.stop.is_cancelled() {
-        return;
-    }
+}
+
+/// Stream errors after which logging in again would not help: the
+/// server's queue of stanzas the phone did not acknowledge overflowed
+/// (Prosody's mod_smacks: `resource-constraint`; it would fill again), or
+/// the server refuses the user.
+const FINAL: [&str; 3] = ["ResourceConstraint", "NotAuthorized", "PolicyViolation"];
+
+/// Ends the session with a last push and closes the socket.
+async fn finish(live: &Live, type_: &str, data: &Value) {
     live.stop.cancel();
-    let (type_, data) = match ended {
-        Some(Ended::Conflict) => ("anotherlogin", json!({"reason": "another login"})),
-        _ => ("session_end", json!({"reason": "the XMPP session ended"})),
-    };
-    live.delivery.push(type_, &data, None, None).await;
+    live.delivery.push(type_, data, None, None).await;
     live.delivery.send(Out::Close);
 }
 
-/// Turns one inbound stanza into what the phone should see.
-pub async fn handle(live: &Arc<Live>, inbound: Inbound) {
+/// Logs in again after a drop: push `xmpp_state` `reconnecting`, then
+/// attempts with exponential backoff and jitter for at most
+/// `facade.reconnect_timeout`; on success initial presence and push
+/// `xmpp_state` `connected`. Gives up at once if the account is gone, its
+/// JID password refused, or another login of the user took over on this
+/// instance; what to push then is the error.
+async fn reconnect(
+    live: &Arc<Live>,
+    ended: Option<Ended>,
+) -> Result<(Session, u64), (&'static str, Value)> {
+    let cfg = &live.app().config.facade;
+    let reason = match ended {
+        Some(Ended::StreamError(e)) => format!("stream error: {e}"),
+        _ => "connection lost".to_owned(),
+    };
+    let data = json!({"state": "reconnecting", "reason": reason});
+    live.delivery.push("xmpp_state", &data, None, None).await;
+    let started = tokio::time::Instant::now();
+    let give_up = started + Duration::from_secs(cfg.reconnect_timeout);
+    let mut backoff = Backoff::new(cfg.reconnect_delay_ms, cfg.reconnect_max_delay_ms);
+    let gone = || {
+        (
+            "session_end",
+            json!({"reason": "the XMPP server stayed unreachable"}),
+        )
+    };
+    loop {
+        let wait = backoff.next();
+        if tokio::time::Instant::now() + wait > give_up {
+            return Err(gone());
+        }
+        tokio::select! {
+            _ = live.stop.cancelled() => return Err(gone()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if live.facade.replaced(live) {
+            return Err(("anotherlogin", json!({"reason": "another login"})));
+        }
+        let attempt = tokio::select! {
+            _ = live.stop.cancelled() => return Err(gone()),
+            a = tokio::time::timeout_at(give_up, live.relogin()) => a,
+        };
+        match attempt {
+            Err(_) => return Err(gone()),
+            Ok(Ok((session, generation))) => {
+                if live.announce().await.is_err() {
+                    // Dropped again at once: the next round notices.
+                    tracing::info!("facade XMPP stream dropped right after reconnecting");
+                }
+                let data = json!({"state": "connected"});
+                live.delivery.push("xmpp_state", &data, None, None).await;
+                return Ok((session, generation));
+            }
+            Ok(Err(f)) if f.errno == errno::SESSION || f.errno == errno::JID_PASSWORD => {
+                let data = json!({"reason": format!("cannot log in again: {}", f.error)});
+                return Err(("session_end", data));
+            }
+            Ok(Err(f)) => {
+                tracing::debug!(error = %f.error, "facade XMPP reconnect attempt failed");
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: the n-th delay is drawn from
+/// [d/2, d] where d = `first_ms` · 2ⁿ, capped at `max_ms`.
+struct Backoff {
+    next_ms: u64,
+    max_ms: u64,
+}
+
+impl Backoff {
+    fn new(first_ms: u64, max_ms: u64) -> Backoff {
+        let max_ms = max_ms.max(1);
+        Backoff {
+            next_ms: first_ms.clamp(1, max_ms),
+            max_ms,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self.next_ms;
+        self.next_ms = (d * 2).min(self.max_ms);
+        let r = u16::from_le_bytes(random_bytes::<2>());
+        let jitter = (d / 2) * u64::from(r) / u64::from(u16::MAX);
+        Duration::from_millis(d - jitter)
+    }
+}
+
+/// Turns one inbound stanza of stream `generation` into what the phone
+/// should see.
+pub async fn handle(live: &Arc<Live>, generation: u64, inbound: Inbound) {
     let Inbound { seq, stanza } = inbound;
+    let seq = Live::tag(generation, seq);
     let pushed = match stanza {
         Stanza::Message(m) => message(live, seq, m).await,
         Stanza::Presence(p) => match presence::read(&p) {
@@ -74,7 +203,7 @@ pub async fn handle(live: &Arc<Live>, inbound: Inbound) {
         Stanza::Iq(_) => false,
     };
     if !pushed {
-        live.xmpp.handled(seq);
+        live.handled(seq);
     }
 }
 
@@ -131,10 +260,12 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             delayed,
             wants_receipt,
         } => {
-            // Counted beside delivery, never in its way.
+            // Counted beside delivery, never in its way; once per msgid
+            // (the server may deliver a message again).
             let (db, id, peer) = (live.app().db.clone(), live.account.id, uid.clone());
+            let msgid = chat.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = store::add_unread(&db, id, &peer).await {
+                if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
                     tracing::warn!(error = %e, "unread count not kept");
                 }
             });
@@ -168,10 +299,11 @@ async fn presence_seen(live: &Arc<Live>, seq: u64, seen: Seen) -> bool {
                     || matches!(i.subscription, Subscription::To | Subscription::Both)
             });
             if asked {
-                let handle = live.xmpp.clone();
                 let answer = presence::directed(PresenceType::Subscribed, &from);
                 // Never wait on the session from its own reader.
-                tokio::spawn(async move { handle.send(answer).await });
+                if let Ok(handle) = live.xmpp() {
+                    tokio::spawn(async move { handle.send(answer).await });
+                }
                 return false;
             }
             let uid = live.names.uid_of(app, &from).await;
@@ -223,4 +355,25 @@ async fn event(live: &Arc<Live>, seq: u64, type_: &str, uid: &str, note: &str) -
         json!({"event": {"type": type_, "eid": eid, "uid": uid, "note": note, "create_time": t}});
     live.delivery.push("event", &data, Some(seq), None).await;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_in_the_upper_half_up_to_the_cap() {
+        let mut b = Backoff::new(100, 1000);
+        for d in [100u64, 200, 400, 800, 1000, 1000] {
+            let got = b.next().as_millis() as u64;
+            assert!((d / 2..=d).contains(&got), "{got} not in [{}, {d}]", d / 2);
+        }
+    }
+
+    #[test]
+    fn a_tag_names_its_stream_generation_and_sequence_number() {
+        let t = Live::tag(3, 17);
+        assert_eq!((t >> 40, t & ((1 << 40) - 1)), (3, 17));
+        assert_ne!(Live::tag(0, 17), Live::tag(1, 17));
+    }
 }

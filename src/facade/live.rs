@@ -1,7 +1,8 @@
 //! One facade session's XMPP side, which outlives its WebSocket for
 //! `facade.resume_timeout`: the user's account, the XMPP session (resource
-//! `facade`, lossless, with stream management), the push queue, the
-//! roster and who is online.
+//! `facade`, lossless, with stream management, logged in again after a
+//! drop: [`super::inbound::read`]), the push queue, the roster and who is
+//! online.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,25 @@ use crate::db::{Account, account};
 use crate::tokens::TokenInfo;
 use crate::xmpp::{Session, SessionHandle, SessionOptions, roster};
 
+/// The XMPP session a facade session runs on.
+const OPTIONS: SessionOptions = SessionOptions {
+    lossless: true,
+    stream_management: true,
+};
+
+/// Bits of a tagged stanza sequence number ([`Live::tag`]) that hold the
+/// stream's own sequence number; the bits above hold the stream's
+/// generation.
+const SEQ_BITS: u32 = 40;
+
+/// The XMPP stream of the moment: each login (the first and every
+/// reconnection) is a new generation.
+struct Link {
+    generation: u64,
+    handle: SessionHandle,
+    up: bool,
+}
+
 /// A logged-in facade session.
 pub struct Live {
     pub facade: Arc<Facade>,
@@ -30,7 +50,10 @@ pub struct Live {
     /// The user's own uid (user name).
     pub uid: String,
     pub me: BareJid,
-    pub xmpp: SessionHandle,
+    /// The XMPP resource (`facade`, or `facade-…` with `multi_login`).
+    pub resource: String,
+    /// The current XMPP stream ([`Live::xmpp`]).
+    link: Mutex<Link>,
     pub delivery: Delivery,
     pub names: Names,
     /// Names this session for `session.resume`.
@@ -66,11 +89,7 @@ impl Live {
         } else {
             "facade".to_owned()
         };
-        let options = SessionOptions {
-            lossless: true,
-            stream_management: true,
-        };
-        let session = login_with(app, &account, &resource, options).await?;
+        let session = login_with(app, &account, &resource, OPTIONS).await?;
         // Roster first: pushes and subscription requests only reach
         // sessions that asked for it (RFC 6121 §2.1.6).
         let items = roster::get(&session).await?;
@@ -78,7 +97,12 @@ impl Live {
         let live = Arc::new(Live {
             uid: account.user_name.clone(),
             me,
-            xmpp: session.handle(),
+            resource,
+            link: Mutex::new(Link {
+                generation: 0,
+                handle: session.handle(),
+                up: true,
+            }),
             delivery: Delivery::new(app.config.facade.max_unacked),
             names: Names::default(),
             resume_token: random_token::<24>(),
@@ -96,8 +120,70 @@ impl Live {
     /// Initial presence: offline messages and pending subscription requests
     /// come after it, so the stream must already be read.
     pub async fn announce(&self) -> Result<(), Failure> {
-        self.xmpp.send(Presence::available()).await?;
+        self.xmpp()?.send(Presence::available()).await?;
         Ok(())
+    }
+
+    /// The XMPP session to send on; while the stream is being logged in
+    /// again after a drop, errno [`errno::RECONNECTING`].
+    pub fn xmpp(&self) -> Result<SessionHandle, Failure> {
+        let link = lock(&self.link);
+        if !link.up {
+            return Err(Failure::new(
+                errno::RECONNECTING,
+                "the XMPP side is reconnecting, retry later",
+            ));
+        }
+        Ok(link.handle.clone())
+    }
+
+    /// The generation of the current XMPP stream.
+    pub fn generation(&self) -> u64 {
+        lock(&self.link).generation
+    }
+
+    /// Inbound stanza `seq` of stream `generation`, as one number for the
+    /// push queue (which outlives a stream).
+    pub fn tag(generation: u64, seq: u64) -> u64 {
+        (generation << SEQ_BITS) | (seq & ((1 << SEQ_BITS) - 1))
+    }
+
+    /// The phone has the stanza `tagged` ([`Live::tag`]): the XMPP server
+    /// may forget it. A stanza of an earlier stream is nobody's to
+    /// acknowledge any more (the server keeps or redelivers it).
+    pub fn handled(&self, tagged: u64) {
+        let link = lock(&self.link);
+        if tagged >> SEQ_BITS == link.generation {
+            link.handle.handled(tagged & ((1 << SEQ_BITS) - 1));
+        }
+    }
+
+    /// The stream dropped: functions answer [`errno::RECONNECTING`] until
+    /// [`Live::relogin`] succeeds.
+    pub fn dropped(&self) {
+        lock(&self.link).up = false;
+    }
+
+    /// Logs in again as the same user and resource (the account read
+    /// afresh, its JID password repaired if refused), re-reads the roster
+    /// and forgets who was online; the stream becomes the next generation, which the caller
+    /// reads and then [`Live::announce`]s on.
+    pub async fn relogin(&self) -> Result<(Session, u64), Failure> {
+        let app = self.app();
+        let account = account::active_by_id(&app.db, self.account.id)
+            .await?
+            .ok_or_else(|| Failure::new(errno::SESSION, "account gone"))?;
+        let session = login_with(app, &account, &self.resource, OPTIONS).await?;
+        let items = roster::get(&session).await?;
+        *lock(&self.roster) = items.into_iter().map(|i| (i.jid.clone(), i)).collect();
+        // Who is online is learnt again from the presences that follow
+        // initial presence (each pushed as `presence`).
+        lock(&self.online).clear();
+        let mut link = lock(&self.link);
+        link.generation += 1;
+        link.handle = session.handle();
+        link.up = true;
+        Ok((session, link.generation))
     }
 
     /// The roster entry of `jid`.

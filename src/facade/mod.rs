@@ -65,6 +65,18 @@ impl Facade {
         lock(&self.lives).remove(&live.resume_token);
     }
 
+    /// True if another live session of `live`'s user started on this
+    /// instance (without `facade.multi_login`): logging in again would
+    /// kick it off the XMPP server.
+    fn replaced(&self, live: &Live) -> bool {
+        !self.app.config.facade.multi_login
+            && lock(&self.lives).values().any(|l| {
+                l.account.id == live.account.id
+                    && l.resume_token != live.resume_token
+                    && !l.stop.is_cancelled()
+            })
+    }
+
     /// The live session a resume token names.
     pub fn find(&self, resume_token: &str) -> Option<Arc<Live>> {
         lock(&self.lives).get(resume_token).cloned()

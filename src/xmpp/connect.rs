@@ -285,15 +285,16 @@ impl Connector {
                 _ => continue,
             }
         };
+        let mut early = Vec::new();
         if options.stream_management {
             if features.stream_management.is_none() {
                 return Err(XmppError::Protocol(
                     "the server does not offer stream management (XEP-0198)".into(),
                 ));
             }
-            super::sm::enable(&mut stream).await?;
+            early = super::sm::enable(&mut stream).await?;
         }
-        Ok(Session::spawn(stream, full, self.timeout, options))
+        Ok(Session::spawn(stream, full, self.timeout, options, early))
     }
 }
 

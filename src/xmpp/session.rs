@@ -108,6 +108,7 @@ impl Session {
         jid: FullJid,
         timeout: Duration,
         options: SessionOptions,
+        early: Vec<Stanza>,
     ) -> Session
     where
         S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
@@ -131,6 +132,7 @@ impl Session {
             ended: handle.ended.clone(),
         };
         tokio::spawn(async move {
+            task.deliver_early(early).await;
             task.run(stream, rx, quit_rx).await;
             let _ = done_tx.send(());
         });
@@ -362,6 +364,17 @@ impl Task {
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the reader what came before stream management was enabled
+    /// (the server does not count those): sequence number 0, which no
+    /// acknowledgement covers.
+    async fn deliver_early(&self, early: Vec<Stanza>) {
+        for stanza in early {
+            if self.events.send(Inbound { seq: 0, stanza }).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Hands a stanza to the reader: waiting for room when lossless,

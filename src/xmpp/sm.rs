@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufRead, AsyncWrite};
 use tokio_xmpp::xmlstream::{ReadError, XmppStreamElement};
 use xmpp_parsers::sm;
+use xmpp_parsers::stanza::Stanza;
 
 use super::XmppError;
 use super::stream::FallibleStream;
@@ -60,12 +61,15 @@ pub fn ack(h: u32) -> XmppStreamElement {
     XmppStreamElement::SM(sm::Nonza::Ack(sm::A::new(h)))
 }
 
-/// Sends `<enable/>` (no resumption) and waits for `<enabled/>`; stanzas
-/// cannot arrive before it (the session is not yet announced).
-pub(super) async fn enable<S>(stream: &mut FallibleStream<S>) -> Result<(), XmppError>
+/// Sends `<enable/>` (no resumption) and waits for `<enabled/>`. Stanzas
+/// can arrive before it (the resource is bound, and a message to its full
+/// JID is routed to it even before initial presence): they are returned,
+/// for the reader, uncounted (the server counts from `<enabled/>` on).
+pub(super) async fn enable<S>(stream: &mut FallibleStream<S>) -> Result<Vec<Stanza>, XmppError>
 where
     S: AsyncBufRead + AsyncWrite + Unpin + Send,
 {
+    let mut early = Vec::new();
     stream
         .send(&XmppStreamElement::SM(sm::Nonza::Enable(sm::Enable::new())))
         .await?;
@@ -75,7 +79,10 @@ where
             Some(Err(ReadError::SoftTimeout)) => continue,
             Some(Err(e)) => return Err(XmppError::Protocol(e.to_string())),
             Some(Ok(el)) => match el.into_read_error() {
-                Ok(XmppStreamElement::SM(sm::Nonza::Enabled(_))) => return Ok(()),
+                Ok(XmppStreamElement::SM(sm::Nonza::Enabled(_))) => return Ok(early),
+                Ok(XmppStreamElement::Stanza(st)) if !matches!(st, Stanza::Iq(_)) => {
+                    early.push(st);
+                }
                 Ok(XmppStreamElement::SM(sm::Nonza::Failed(f))) => {
                     return Err(XmppError::Protocol(format!(
                         "stream management refused: {:?}",

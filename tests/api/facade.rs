@@ -7,6 +7,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::binding::phone;
 use crate::facade_client::{Ws, deflate};
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
+
+on_each_server!(every_bad_frame_gets_its_error_and_the_session_goes_on,);
 
 #[tokio::test]
 async fn a_token_in_the_query_opens_a_session_and_session_start_draws_the_first_screen() {
@@ -60,12 +63,11 @@ async fn the_first_frame_must_be_session_start_with_a_valid_token() {
     assert_eq!(first["user"]["uid"], "13800000002");
 }
 
-#[tokio::test]
-async fn every_bad_frame_gets_its_error_and_the_session_goes_on() {
+async fn every_bad_frame_gets_its_error_and_the_session_goes_on(kind: Kind) {
     // Arrange
-    let prosody = Prosody::start().await;
+    let xmpp = XmppServer::start(kind).await;
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             toml: "[facade]\nmax_frame_bytes = 2000\nmax_content_chars = 50\n".into(),
             ..Default::default()

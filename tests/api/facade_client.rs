@@ -29,7 +29,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 impl Ws {
     /// Connects to `/ws?{query}`.
     pub async fn connect(app: &TestApp, query: &str) -> Ws {
-        let url = format!("ws://{}/ws?{query}", app.addr);
+        Self::connect_to(app.addr, query).await
+    }
+
+    /// Connects to `/ws?{query}` of the jidgate at `addr`.
+    pub async fn connect_to(addr: std::net::SocketAddr, query: &str) -> Ws {
+        let url = format!("ws://{addr}/ws?{query}");
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");

@@ -15,6 +15,7 @@ on_each_server!(
     another_login_of_the_same_user_kicks_the_first,
     a_dropped_socket_resumes_and_gets_every_unacknowledged_push_again,
     past_the_resume_timeout_unacknowledged_messages_arrive_at_the_next_login,
+    a_message_the_server_delivers_again_counts_once_as_unread,
 );
 
 /// `from` sends `n` texts to `to_uid`; returns their msgids.
@@ -152,5 +153,44 @@ async fn past_the_resume_timeout_unacknowledged_messages_arrive_at_the_next_logi
             .any(|p| p["data"]["message"]["msgid"] == ids[0].as_str()),
         "an acknowledged message came again: {:?}",
         b2.pushes
+    );
+}
+
+async fn a_message_the_server_delivers_again_counts_once_as_unread(kind: Kind) {
+    // Arrange: b gets two messages, acknowledges neither, and its socket
+    // drops for longer than the resume window.
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(
+        &xmpp,
+        Settings {
+            toml: "[facade]\nresume_timeout = 1\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let ua = phone(&app, "13800000101", "").await;
+    let ub = phone(&app, "13800000102", "").await;
+    let mut a = Ws::login(&app, &ua.token).await;
+    let mut b = Ws::login(&app, &ub.token).await;
+    b.ok("session.start", json!({})).await;
+    let ids = send_n(&mut a, &ub.name, 2).await;
+    newmsgs(&mut b, 2).await;
+    b.drop_abruptly();
+
+    // Act: the server delivers both again at the next login.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut b2 = Ws::login(&app, &ub.token).await;
+    let again = newmsgs(&mut b2, 2).await;
+    b2.ack(&again[1].0).await;
+    // (Counted beside delivery: give it a moment.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = b2.ok("session.start", json!({})).await;
+
+    // Assert: the same msgids, counted once each.
+    assert_eq!(again.iter().map(|g| g.1.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        first["unread"],
+        json!([{"uid": ua.name, "count": 2}]),
+        "{first}"
     );
 }

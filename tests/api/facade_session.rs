@@ -1,18 +1,26 @@
 //! The facade session's token: renewal on the socket, the end of the
-//! session when the token is revoked; and several logins at once with
-//! `facade.multi_login`.
+//! session when the token is revoked; resuming by URL; and several
+//! logins at once with `facade.multi_login`.
+
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::binding::phone;
 use crate::facade_client::Ws;
 use crate::helpers::*;
+use crate::servers::{Kind, XmppServer, on_each_server};
 
-#[tokio::test]
-async fn session_renew_swaps_the_token_without_dropping_the_socket() {
+on_each_server!(
+    session_renew_swaps_the_token_without_dropping_the_socket,
+    a_revoked_token_ends_the_session_with_session_end,
+    a_socket_resumes_by_url_with_resume_token_and_last_pid,
+);
+
+async fn session_renew_swaps_the_token_without_dropping_the_socket(kind: Kind) {
     // Arrange
-    let prosody = Prosody::start().await;
-    let app = TestApp::spawn(&prosody).await;
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
     app.register_phone("13800000121", "phone-pass-1", "").await;
     let login = app.login_phone("13800000121", "phone-pass-1").await;
     let token = login["access_token"].as_str().unwrap();
@@ -41,12 +49,11 @@ async fn session_renew_swaps_the_token_without_dropping_the_socket() {
     ws.ok("session.ping", json!({})).await;
 }
 
-#[tokio::test]
-async fn a_revoked_token_ends_the_session_with_session_end() {
+async fn a_revoked_token_ends_the_session_with_session_end(kind: Kind) {
     // Arrange: the token is checked every second.
-    let prosody = Prosody::start().await;
+    let xmpp = XmppServer::start(kind).await;
     let app = TestApp::spawn_with(
-        &prosody,
+        &xmpp,
         Settings {
             toml: "[facade]\nidle_timeout = 3\n".into(),
             ..Default::default()
@@ -103,4 +110,56 @@ async fn with_multi_login_two_sessions_of_one_user_both_stay_and_both_get_messag
         assert_eq!(m["data"]["message"]["content"], "to both");
         assert!(!ws.pushes.iter().any(|p| p["type"] == "anotherlogin"));
     }
+}
+
+async fn a_socket_resumes_by_url_with_resume_token_and_last_pid(kind: Kind) {
+    // Arrange: b gets two messages, then its socket drops.
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn(&xmpp).await;
+    let ua = phone(&app, "13800000141", "").await;
+    let ub = phone(&app, "13800000142", "").await;
+    let mut a = Ws::login(&app, &ua.token).await;
+    let mut b = Ws::login(&app, &ub.token).await;
+    let rt = b.ok("session.start", json!({})).await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for text in ["one", "two"] {
+        a.ok("message.send", json!({"to": ub.name, "content": text}))
+            .await;
+    }
+    let one = b.push("newmsg").await;
+    let two = b.push("newmsg").await;
+    b.drop_abruptly();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Act: resume in the URL, having the first push.
+    let query = format!(
+        "access_token={}&resume_token={rt}&last_pid={}",
+        ub.token, one["pid"]
+    );
+    let mut b2 = Ws::connect(&app, &query).await;
+    let again = b2.push("newmsg").await;
+    b2.ok("session.ping", json!({})).await;
+    let mut stranger = Ws::connect(
+        &app,
+        &format!("access_token={}&resume_token=no-such-session", ub.token),
+    )
+    .await;
+
+    // Assert: only the second push again, same pid and msgid; an unknown
+    // resume token is errno 3 and the socket closes.
+    assert_eq!(again["pid"], two["pid"], "{again}");
+    assert_eq!(
+        again["data"]["message"]["msgid"],
+        two["data"]["message"]["msgid"]
+    );
+    assert!(
+        !b2.pushes.iter().any(|p| p["pid"] == one["pid"]),
+        "{:?}",
+        b2.pushes
+    );
+    let refused = stranger.frame().await.expect("a reply");
+    assert_eq!(refused["errno"], 3, "{refused}");
+    assert!(stranger.frame().await.is_none(), "the socket stays open");
 }

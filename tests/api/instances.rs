@@ -4,13 +4,15 @@
 //! the other, a revocation on one is refused by the other (at once with
 //! `NOTIFY`, within `tokens.cache_revalidate` without), the reconciler runs
 //! on one at a time and moves when its holder is killed, racing
-//! registrations of one name leave one account and one JID, and rate
-//! limits hold across them.
+//! registrations of one name leave one account and one JID, rate limits
+//! hold across them, and facade users on two instances chat and replace
+//! each other's sessions.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::facade_client::Ws;
 use crate::helpers::*;
 use crate::process::{JidgateProcess, ProcessSettings, merge_toml};
 use crate::token_service::Conn;
@@ -308,4 +310,57 @@ async fn a_revocation_listener_that_lost_its_connection_reconnects_and_hears_aga
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn facade_users_on_two_instances_chat_and_another_login_on_one_kicks_the_other() {
+    // Arrange: d1's facade session on a, d2's on b.
+    let prosody = Prosody::start().await;
+    let [a, b]: [JidgateProcess; 2] = instances(&prosody, 2, "").await.try_into().ok().unwrap();
+    for (p, serial) in [(&a, "SN-FAC-1"), (&b, "SN-FAC-2")] {
+        let body = register_device(p, serial).await;
+        assert_eq!(body["result"], 0, "{body}");
+    }
+    let t1 = login_device(&a, "SN-FAC-1").await;
+    let t2 = login_device(&b, "SN-FAC-2").await;
+    let mut on_a = Ws::connect_to(a.addr, &format!("access_token={t1}")).await;
+    let mut on_b = Ws::connect_to(b.addr, &format!("access_token={t2}")).await;
+    on_a.ok("session.ping", json!({})).await;
+    on_b.ok("session.ping", json!({})).await;
+
+    // Act: a message each way, across the instances.
+    on_a.ok(
+        "message.send",
+        json!({"to": "SN-FAC-2", "content": "a to b"}),
+    )
+    .await;
+    let got_b = on_b.push("newmsg").await;
+    on_b.ok(
+        "message.send",
+        json!({"to": "SN-FAC-1", "content": "b to a"}),
+    )
+    .await;
+    let got_a = on_a.push("newmsg").await;
+    // d1 logs in again, on b.
+    let mut again = Ws::connect_to(b.addr, &format!("access_token={t1}")).await;
+    again.ok("session.ping", json!({})).await;
+
+    // Assert: both messages arrived; the session on a hears of the other
+    // login (the XMPP server's conflict) and closes; the new one works.
+    assert_eq!(got_b["data"]["message"]["content"], "a to b");
+    assert_eq!(got_b["data"]["message"]["uid"], "SN-FAC-1");
+    assert_eq!(got_a["data"]["message"]["content"], "b to a");
+    let kicked = on_a.push("anotherlogin").await;
+    assert!(kicked["pid"].as_u64().is_some(), "{kicked}");
+    on_a.closed().await;
+    on_b.ok(
+        "message.send",
+        json!({"to": "SN-FAC-1", "content": "still?"}),
+    )
+    .await;
+    // (What the kicked session had not acknowledged may come again to
+    // the new one, with its msgid: at least once.)
+    again
+        .push_where("newmsg", |d| d["message"]["content"] == "still?")
+        .await;
 }

@@ -1,4 +1,5 @@
-//! Nonces, captchas, bind codes and repair attempts.
+//! Nonces, captchas, bind codes, repair attempts, rate limits and unread
+//! counts.
 
 use jidgate::config::AppKind;
 use jidgate::db::{self, UserType};
@@ -14,6 +15,7 @@ on_each_backend!(
     a_bind_code_allows_max_guesses_and_is_taken_once,
     repair_attempts_are_counted_listed_and_cleared,
     a_shared_rate_limit_lets_its_capacity_through_and_refills,
+    an_unread_message_counts_once_however_often_it_is_delivered,
 );
 
 pub fn verified(scope: &str, nonce: &str, expires_at: i64) -> Verified {
@@ -162,4 +164,28 @@ async fn a_shared_rate_limit_lets_its_capacity_through_and_refills(t: &TestDb) {
     );
     assert_eq!(db::rate_limit::prune(db, 13_000).await.unwrap(), 1);
     assert_eq!(db::rate_limit::prune(db, 14_000).await.unwrap(), 1);
+}
+
+async fn an_unread_message_counts_once_however_often_it_is_delivered(t: &TestDb) {
+    let db = &t.db;
+    let me = active(db, "unread1", UserType::Phone).await;
+    let counts = || db::facade::unread(db, me, 10);
+    assert!(db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
+    assert!(!db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
+    assert!(db::facade::add_unread(db, me, "ann", "m2").await.unwrap());
+    assert!(db::facade::add_unread(db, me, "bob", "m3").await.unwrap());
+    assert_eq!(
+        counts().await.unwrap(),
+        [("ann".to_owned(), 2), ("bob".to_owned(), 1)]
+    );
+    db::facade::clear_unread(db, me, "ann").await.unwrap();
+    assert_eq!(counts().await.unwrap(), [("bob".to_owned(), 1)]);
+    // Read, then delivered again: a new unread message, counted once.
+    assert!(db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
+    assert!(!db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
+    assert!(!db::facade::add_unread(db, me, "bob", "m3").await.unwrap());
+    assert_eq!(
+        counts().await.unwrap(),
+        [("ann".to_owned(), 1), ("bob".to_owned(), 1)]
+    );
 }

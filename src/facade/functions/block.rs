@@ -14,20 +14,20 @@ use crate::xmpp::blocking;
 pub async fn block(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     let uid = p.text("uid")?;
     let jid = live.names.jid_of(live.app(), uid).await?;
-    blocking::block(&live.xmpp, &jid).await?;
+    blocking::block(&live.xmpp()?, &jid).await?;
     Ok(json!({"uid": uid}))
 }
 
 pub async fn unblock(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     let uid = p.text("uid")?;
     let jid = live.names.jid_of(live.app(), uid).await?;
-    blocking::unblock(&live.xmpp, &jid).await?;
+    blocking::unblock(&live.xmpp()?, &jid).await?;
     Ok(json!({"uid": uid}))
 }
 
 pub async fn list(live: &Arc<Live>) -> Result<Value, Failure> {
     let mut uids = Vec::new();
-    for jid in blocking::list(&live.xmpp).await? {
+    for jid in blocking::list(&live.xmpp()?).await? {
         uids.push(live.names.uid_of(live.app(), &jid).await);
     }
     Ok(json!({"uids": uids}))

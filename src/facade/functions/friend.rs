@@ -60,7 +60,7 @@ pub async fn add(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     if jid == live.me {
         return Err(Failure::new(errno::NOT_PERMITTED, "not yourself"));
     }
-    live.xmpp.send(presence::subscribe(&jid, note)).await?;
+    live.xmpp()?.send(presence::subscribe(&jid, note)).await?;
     Ok(json!({"uid": uid}))
 }
 
@@ -81,9 +81,9 @@ pub async fn accept(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
         });
         item.name = Some(alias.to_owned());
         item.subscription = Subscription::None;
-        roster::set(&live.xmpp, item).await?;
+        roster::set(&live.xmpp()?, item).await?;
     }
-    let x = &live.xmpp;
+    let x = &live.xmpp()?;
     x.send(presence::directed(PresenceType::Subscribed, &jid))
         .await?;
     let mutual = live
@@ -101,7 +101,7 @@ pub async fn reject(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     let uid = p.text("uid")?;
     let jid = live.names.jid_of(live.app(), uid).await?;
     let refuse = presence::directed(PresenceType::Unsubscribed, &jid);
-    live.xmpp.send(refuse).await?;
+    live.xmpp()?.send(refuse).await?;
     store::resolve_requests(&live.app().db, live.account.id, uid).await?;
     Ok(json!({"uid": uid}))
 }
@@ -110,7 +110,7 @@ pub async fn reject(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
 pub async fn delete(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     let uid = p.text("uid")?;
     let jid = live.names.jid_of(live.app(), uid).await?;
-    roster::remove_item(&live.xmpp, &jid).await?;
+    roster::remove_item(&live.xmpp()?, &jid).await?;
     Ok(json!({"uid": uid}))
 }
 

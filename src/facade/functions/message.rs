@@ -64,7 +64,7 @@ pub async fn send(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
         },
         location,
     };
-    live.xmpp.send(chat::build(&jid, &chat)).await?;
+    live.xmpp()?.send(chat::build(&jid, &chat)).await?;
     Ok(json!({"msgid": chat.id, "time": now()}))
 }
 
@@ -84,7 +84,7 @@ pub async fn typing(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
         }
     };
     let jid = live.names.jid_of(live.app(), to).await?;
-    live.xmpp.send(chat::state(&jid, state)).await?;
+    live.xmpp()?.send(chat::state(&jid, state)).await?;
     Ok(json!({}))
 }
 
@@ -94,7 +94,7 @@ pub async fn mark_read(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure>
     let with = p.text("with")?;
     let msgid = p.text("msgid")?;
     let jid = live.names.jid_of(live.app(), with).await?;
-    live.xmpp.send(chat::displayed(&jid, msgid)).await?;
+    live.xmpp()?.send(chat::displayed(&jid, msgid)).await?;
     store::clear_unread(&live.app().db, live.account.id, with).await?;
     Ok(json!({}))
 }

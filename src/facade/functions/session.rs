@@ -61,7 +61,7 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     let mut receipts = Vec::new();
     for p in done {
         if let Some(seq) = p.seq {
-            live.xmpp.handled(seq);
+            live.handled(seq);
         }
         if let Some((to, id)) = p.receipt {
             receipts.push(chat::receipt(&to, &id));
@@ -70,7 +70,9 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     if receipts.is_empty() {
         return;
     }
-    let handle = live.xmpp.clone();
+    // While reconnecting, receipts are not sent (they are a courtesy; the
+    // message itself is safe).
+    let Ok(handle) = live.xmpp() else { return };
     tokio::spawn(async move {
         for r in receipts {
             if handle.send(r).await.is_err() {

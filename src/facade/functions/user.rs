@@ -36,7 +36,7 @@ pub async fn own_info(live: &Arc<Live>) -> Result<Value, Failure> {
         "des": a.des,
         "jid": live.me.to_string(),
     });
-    profile_json(&mut out, vcard::get(&live.xmpp, None).await?);
+    profile_json(&mut out, vcard::get(&live.xmpp()?, None).await?);
     Ok(out)
 }
 
@@ -59,7 +59,7 @@ pub async fn info(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
         out["type"] = json!(acc.type_);
         out["des"] = json!(acc.des);
     }
-    profile_json(&mut out, vcard::get(&live.xmpp, Some(&jid)).await?);
+    profile_json(&mut out, vcard::get(&live.xmpp()?, Some(&jid)).await?);
     if live.is_friend(&jid) {
         let (on, seen) = lock(&live.online).get(&jid).copied().unwrap_or((false, 0));
         out["online"] = json!(on);
@@ -101,7 +101,7 @@ pub async fn update(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
         birthday: birthday.map(str::to_owned),
         signature: p.opt_text("signature")?.map(str::to_owned),
     };
-    let stored = vcard::update(&live.xmpp, &changes).await?;
+    let stored = vcard::update(&live.xmpp()?, &changes).await?;
     let mut out = json!({"uid": live.uid});
     profile_json(&mut out, stored);
     Ok(out)
