@@ -65,6 +65,10 @@ pub struct Live {
     pub roster: Mutex<HashMap<BareJid, Item>>,
     /// Contacts seen online (true) or offline (false), with when.
     pub online: Mutex<HashMap<BareJid, (bool, i64)>>,
+    /// The user's own profile, read before initial presence for the first
+    /// screen: after it, offline messages may fill the stream until the
+    /// phone acknowledges them, and an IQ reply would wait behind them.
+    pub first_user: Mutex<Option<serde_json::Value>>,
     pub stop: CancellationToken,
 }
 
@@ -109,6 +113,7 @@ impl Live {
             token: Mutex::new((token, info)),
             roster: Mutex::new(items.into_iter().map(|i| (i.jid.clone(), i)).collect()),
             online: Mutex::default(),
+            first_user: Mutex::default(),
             stop: CancellationToken::new(),
             account,
             facade: facade.clone(),

@@ -232,6 +232,8 @@ impl Conn {
             .await?;
         let (live, session) = Live::login(self.facade.clone(), token, info).await?;
         tokio::spawn(inbound::read(live.clone(), session));
+        // Before initial presence, while the stream is still quiet.
+        *lock(&live.first_user) = functions::user::own_info(&live).await.ok();
         live.announce().await?;
         let acked = live.delivery.attach(self.out.clone(), 0);
         functions::session::acknowledged(&live, acked);

@@ -22,7 +22,11 @@ use crate::xmpp::chat;
 pub async fn first_screen(live: &Arc<Live>) -> Result<Value, Failure> {
     let db = &live.app().db;
     let max = live.app().config.facade.max_list_count as i64;
-    let user = user::own_info(live).await?;
+    let first = lock(&live.first_user).take();
+    let user = match first {
+        Some(user) => user,
+        None => user::own_info(live).await?,
+    };
     let friends = friend::page(live, 0, max).await;
     let requests = friend::events_json(
         live,
