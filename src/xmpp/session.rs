@@ -9,7 +9,9 @@
 //! session waits for its reader instead (backpressure: the task stops
 //! reading the stream), and with [`SessionOptions::stream_management`] it
 //! acknowledges to the server (XEP-0198, [`super::sm`]) only what the
-//! reader marked handled.
+//! reader marked handled. While a lossless session holds a stanza its
+//! reader has no room for, it still sends (a phone that does not
+//! acknowledge pushes can still send messages).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -269,10 +271,19 @@ impl Task {
     {
         let mut pending = iq::PendingIqs::new(self.me.clone());
         let mut ended = Ended::Closed;
+        // A stanza waiting for room in a lossless session's queue: the
+        // stream is not read meanwhile (backpressure), but sends go on.
+        let mut held: Option<Inbound> = None;
         loop {
             tokio::select! {
                 _ = &mut quit => break,
-                item = stream.next() => {
+                permit = self.events.reserve(), if held.is_some() => {
+                    let inbound = held.take();
+                    if let (Ok(permit), Some(inbound)) = (permit, inbound) {
+                        permit.send(inbound);
+                    }
+                }
+                item = stream.next(), if held.is_none() => {
                     let element = match item {
                         None => break,
                         Some(Err(ReadError::SoftTimeout)) => {
@@ -304,11 +315,11 @@ impl Task {
                                 break;
                             }
                             match event {
-                                Some(event) => self.deliver(event).await,
+                                Some(event) => held = self.offer(event),
                                 None => { self.ledger().receive(false); }
                             }
                         }
-                        XmppStreamElement::Stanza(other) => self.deliver(other).await,
+                        XmppStreamElement::Stanza(other) => held = self.offer(other),
                         XmppStreamElement::SM(sm::Nonza::Req(_)) => {
                             let h = self.ledger().h();
                             if stream.send(&super::sm::ack(h)).await.is_err() {
@@ -377,21 +388,23 @@ impl Task {
         }
     }
 
-    /// Hands a stanza to the reader: waiting for room when lossless,
-    /// dropping when full otherwise (counted as handled either way unless
-    /// the reader acknowledges).
-    async fn deliver(&self, stanza: Stanza) {
+    /// Hands a stanza to the reader. When its queue is full a lossless
+    /// session gets it back to hold (and stops reading the stream until
+    /// the reader makes room); any other drops it (counted as handled
+    /// either way unless the reader acknowledges).
+    fn offer(&self, stanza: Stanza) -> Option<Inbound> {
         let awaits = self.options.lossless && self.options.stream_management;
         let seq = self.ledger().receive(awaits);
-        let inbound = Inbound { seq, stanza };
-        if self.options.lossless {
-            if self.events.send(inbound).await.is_err() {
+        match self.events.try_send(Inbound { seq, stanza }) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(inbound)) if self.options.lossless => Some(inbound),
+            // Nobody is obliged to read events: dropped when full.
+            Err(mpsc::error::TrySendError::Full(_)) => None,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
                 // No reader any more: nobody will acknowledge it.
                 tracing::debug!("inbound stanza for a session nobody reads");
+                None
             }
-        } else {
-            // Nobody is obliged to read events: drop when full.
-            let _ = self.events.try_send(inbound);
         }
     }
 }
