@@ -27,6 +27,11 @@ use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
 use super::session::{Session, SessionOptions};
+
+/// Read and write buffer of each XMPP connection (tokio's default is
+/// 8 KiB each way). Sessions are mostly idle and stanzas small; a larger
+/// stanza is read in several fills or written past the buffer.
+const STREAM_BUFFER: usize = 4096;
 use super::stream::FallibleStream;
 use super::{XmppError, iq};
 use crate::config::{XmppConfig, XmppSecurity};
@@ -146,7 +151,7 @@ impl Connector {
             response_timeout: self.timeout,
         };
         let pending = initiate_stream(
-            BufStream::new(tcp),
+            BufStream::with_capacity(STREAM_BUFFER, STREAM_BUFFER, tcp),
             ns::JABBER_CLIENT,
             self.header(),
             timeouts,
@@ -172,7 +177,7 @@ impl Connector {
                     .map_err(|e| XmppError::Tls(e.to_string()))?;
                 let binding = exporter_binding(&tls);
                 let pending = initiate_stream(
-                    BufStream::new(tls),
+                    BufStream::with_capacity(STREAM_BUFFER, STREAM_BUFFER, tls),
                     ns::JABBER_CLIENT,
                     self.header(),
                     timeouts,

@@ -53,7 +53,7 @@ enum Command {
 /// Dropping the session (or calling [`Session::close`]) ends the stream.
 pub struct Session {
     handle: SessionHandle,
-    events: mpsc::Receiver<Inbound>,
+    events: mpsc::Receiver<Box<Inbound>>,
     done: Option<oneshot::Receiver<()>>,
     /// Dropped with the session: the task ends even while handles live.
     _quit: oneshot::Sender<()>,
@@ -92,14 +92,16 @@ pub enum Ended {
 /// A cheap handle to send on a [`Session`] from several places.
 #[derive(Clone)]
 pub struct SessionHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Box<Command>>,
     jid: FullJid,
     timeout: Duration,
     ledger: Arc<Mutex<Ledger>>,
     ended: Arc<OnceLock<Ended>>,
 }
 
-/// Incoming stanzas queued for the reader: beyond, a lossy session drops
+/// Incoming stanzas queued for the reader (boxed: a stanza is about 400
+/// bytes, and a channel allocates its slots 32 at a time, in every idle
+/// session): beyond, a lossy session drops
 /// new ones (it never blocks on a reader that is not reading), a lossless
 /// one stops reading the stream until the reader catches up.
 const EVENT_QUEUE: usize = 256;
@@ -175,7 +177,7 @@ impl Session {
     /// The next inbound stanza with its sequence number, for readers that
     /// acknowledge ([`SessionHandle::handled`]); `None` once closed.
     pub async fn next_inbound(&mut self) -> Option<Inbound> {
-        self.events.recv().await
+        self.events.recv().await.map(|i| *i)
     }
 
     /// Ends the stream politely and waits (briefly) for the task to finish.
@@ -226,7 +228,7 @@ impl SessionHandle {
     pub async fn iq(&self, to: Option<Jid>, req: IqRequest) -> Result<Option<Element>, XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Iq(to, req, tx))
+            .send(Box::new(Command::Iq(to, req, tx)))
             .await
             .map_err(|_| XmppError::NotConnected)?;
         match tokio::time::timeout(self.timeout, rx).await {
@@ -240,7 +242,7 @@ impl SessionHandle {
     pub async fn send(&self, stanza: impl Into<Stanza>) -> Result<(), XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Send(Box::new(stanza.into()), tx))
+            .send(Box::new(Command::Send(Box::new(stanza.into()), tx)))
             .await
             .map_err(|_| XmppError::NotConnected)?;
         match tokio::time::timeout(self.timeout, rx).await {
@@ -255,7 +257,7 @@ impl SessionHandle {
 struct Task {
     me: FullJid,
     options: SessionOptions,
-    events: mpsc::Sender<Inbound>,
+    events: mpsc::Sender<Box<Inbound>>,
     ledger: Arc<Mutex<Ledger>>,
     ended: Arc<OnceLock<Ended>>,
 }
@@ -264,7 +266,7 @@ impl Task {
     async fn run<S>(
         self,
         mut stream: FallibleStream<S>,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<Box<Command>>,
         mut quit: oneshot::Receiver<()>,
     ) where
         S: AsyncBufRead + AsyncWrite + Unpin + Send + 'static,
@@ -273,7 +275,7 @@ impl Task {
         let mut ended = Ended::Closed;
         // A stanza waiting for room in a lossless session's queue: the
         // stream is not read meanwhile (backpressure), but sends go on.
-        let mut held: Option<Inbound> = None;
+        let mut held: Option<Box<Inbound>> = None;
         loop {
             tokio::select! {
                 _ = &mut quit => break,
@@ -339,7 +341,7 @@ impl Task {
                 }
                 command = commands.recv() => {
                     let Some(command) = command else { break };
-                    match command {
+                    match *command {
                         Command::Send(stanza, done) => {
                             let r = stream.send(&XmppStreamElement::Stanza(*stanza)).await;
                             let failed = r.is_err();
@@ -382,7 +384,12 @@ impl Task {
     /// acknowledgement covers.
     async fn deliver_early(&self, early: Vec<Stanza>) {
         for stanza in early {
-            if self.events.send(Inbound { seq: 0, stanza }).await.is_err() {
+            if self
+                .events
+                .send(Box::new(Inbound { seq: 0, stanza }))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -392,10 +399,10 @@ impl Task {
     /// session gets it back to hold (and stops reading the stream until
     /// the reader makes room); any other drops it (counted as handled
     /// either way unless the reader acknowledges).
-    fn offer(&self, stanza: Stanza) -> Option<Inbound> {
+    fn offer(&self, stanza: Stanza) -> Option<Box<Inbound>> {
         let awaits = self.options.lossless && self.options.stream_management;
         let seq = self.ledger().receive(awaits);
-        match self.events.try_send(Inbound { seq, stanza }) {
+        match self.events.try_send(Box::new(Inbound { seq, stanza })) {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(inbound)) if self.options.lossless => Some(inbound),
             // Nobody is obliged to read events: dropped when full.

@@ -292,7 +292,10 @@ async fn a_phone_that_does_not_acknowledge_can_still_send() {
 
     // a still sends, and b gets it.
     let r = a
-        .ok("message.send", json!({"to": ub.name, "content": "still here"}))
+        .ok(
+            "message.send",
+            json!({"to": ub.name, "content": "still here"}),
+        )
         .await;
     let got = b
         .push_where("newmsg", |d| d["message"]["content"] == "still here")
