@@ -22,8 +22,8 @@
 //! Every outcome is checked against a model of `docs/facade.md`'s rules
 //! (5004 over the limit; 5001 not JSON / not an object / `func` not a
 //! string; 5003 `parm` not an object; otherwise the request), with `cdata`
-//! as serde_json reads the frame (`null` when unreadable); and every error
-//! reply is valid JSON carrying that `cdata` unchanged.
+//! as written in the frame (`null` when unreadable); and every reply is
+//! valid JSON carrying that `cdata` unchanged.
 
 #![no_main]
 
@@ -36,6 +36,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use jidgate::facade::codec::{Codec, Incoming, deflate};
 use jidgate::facade::envelope::{self, Failure, errno};
 use libfuzzer_sys::fuzz_target;
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// `facade.max_frame_bytes`' default.
@@ -85,13 +86,71 @@ fn binary(bytes: impl Into<Bytes>, max_frame: usize) -> Outcome {
     read(codec, Message::Binary(bytes.into()))
 }
 
+/// JSON as written: serde_json's `Value` reader, with the `raw_value`
+/// feature jidgate enables, reads `{"$serde_json::private::RawValue":
+/// "<json>"}` as `<json>`; a client's `cdata` must come back as sent.
+fn literal(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Plain.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+struct Plain;
+
+impl<'de> DeserializeSeed<'de> for Plain {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(Plain)
+    }
+}
+
+impl<'de> Visitor<'de> for Plain {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Plain)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            members.insert(key, map.next_value_seed(Plain)?);
+        }
+        Ok(Value::Object(members))
+    }
+}
+
 /// The documented errno (and `cdata`) for these inflated bytes, or the
 /// request; independent of `envelope::parse`.
 fn model(data: &[u8], max_frame: usize) -> (Option<i64>, Value) {
     if data.len() > max_frame {
         return (Some(errno::TOO_LARGE), Value::Null);
     }
-    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(data) else {
+    let Ok(Value::Object(obj)) = literal(data) else {
         return (Some(errno::BAD_FRAME), Value::Null);
     };
     let cdata = obj.get("cdata").cloned().unwrap_or(Value::Null);
@@ -111,7 +170,9 @@ fn check(outcome: &Outcome, data: &[u8], max_frame: usize) {
     let (cdata, result) = match outcome {
         Outcome::Request(func, parm, cdata) => {
             assert_eq!(want_errno, None, "accepted a frame the model refuses");
-            let obj: Map<String, Value> = serde_json::from_slice(data).expect("accepted non-JSON");
+            let Ok(Value::Object(obj)) = literal(data) else {
+                panic!("accepted a frame that is not a JSON object");
+            };
             assert_eq!(obj.get("func").and_then(Value::as_str), Some(func.as_str()));
             match obj.get("parm") {
                 Some(Value::Object(p)) => assert_eq!(p, parm),
@@ -131,7 +192,7 @@ fn check(outcome: &Outcome, data: &[u8], max_frame: usize) {
     };
     let ok = result.is_ok();
     let reply = envelope::reply(cdata.clone(), result);
-    let Ok(Value::Object(r)) = serde_json::from_str::<Value>(&reply) else {
+    let Ok(Value::Object(r)) = literal(reply.as_bytes()) else {
         panic!("the reply is not a JSON object: {reply}");
     };
     assert_eq!(r.len(), 5, "{reply}");
