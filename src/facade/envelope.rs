@@ -265,4 +265,32 @@ mod tests {
         assert_eq!(r.cdata, v["cdata"]);
         assert!(parse(b"{\"func\":\"x\"} x").is_err());
     }
+
+    #[test]
+    fn a_number_in_cdata_comes_back_as_the_same_number() {
+        // Found by fuzz target facade_frame: without serde_json's
+        // `float_roundtrip`, this long literal read as a double one unit
+        // away from the nearest, so the reply carried another number.
+        let long = format!("22222{}22.5e10", "0".repeat(122));
+        for n in [
+            long.as_str(),
+            "2.2222e138",
+            "1e-300",
+            "0.1",
+            "-0.0",
+            "1.7976931348623157e308",
+        ] {
+            let frame = format!(r#"{{"func":"x","cdata":[{n}]}}"#);
+            let r = parse(frame.as_bytes()).unwrap();
+            let text = reply(r.cdata.clone(), Ok(json!({})));
+            let back = literal_json(text.as_bytes()).unwrap()["cdata"].clone();
+            assert_eq!(back, r.cdata, "{n}");
+            let exact: f64 = n.parse().unwrap();
+            assert_eq!(
+                r.cdata[0].as_f64().unwrap().to_bits(),
+                exact.to_bits(),
+                "{n}"
+            );
+        }
+    }
 }
