@@ -453,11 +453,126 @@ pub enum Flood {
     HttpSlowloris,
 }
 
-/// Keeps `n` flood connections open until `stop`, reopening those the
-/// server closes; counts openings and closings.
+/// The flood in its own process (this bench binary again, with
+/// `LOAD_FLOOD_CHILD` set), at `nice -n FLOOD_NICE` (default 10): on the
+/// same 2 cores, an attacker in the measuring process would slow the
+/// normal clients' own runtime, and one at the server's priority takes
+/// CPU from the server that a remote attacker would not. Counts
+/// openings and closings from the child's reports until `stop`.
 pub async fn run_flood(
     addrs: Addrs,
     kind: Flood,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+) {
+    let nice = std::env::var("FLOOD_NICE").unwrap_or_else(|_| "10".into());
+    let mut child = tokio::process::Command::new("nice")
+        .args(["-n", &nice])
+        .arg(std::env::current_exe().unwrap())
+        .env("LOAD_FLOOD_CHILD", format!("{kind:?}"))
+        .env("LOAD_FLOOD_N", n.to_string())
+        .env("LOAD_FLOOD_HTTP", addrs.http.to_string())
+        .env("LOAD_FLOOD_TOKEN", addrs.token.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the flood process");
+    let stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stopping = tokio::time::interval(Duration::from_millis(100));
+    let mut stdin = Some(stdin);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { break };
+                let mut it = line.split_whitespace().map(|w| w.parse::<usize>().unwrap_or(0));
+                opened.store(it.next().unwrap_or(0), Ordering::SeqCst);
+                closed.store(it.next().unwrap_or(0), Ordering::SeqCst);
+            }
+            _ = stopping.tick() => {
+                if stop.load(Ordering::SeqCst) {
+                    // Its stdin closed: the child stops and reports last.
+                    stdin = None;
+                }
+            }
+        }
+    }
+    drop(stdin);
+    let _ = child.wait().await;
+}
+
+/// The flood process: keeps `LOAD_FLOOD_N` connections of the kind
+/// `LOAD_FLOOD_CHILD` open until its stdin closes, printing "opened
+/// closed" every 200 ms and once at the end.
+pub async fn flood_child(kind: &str) {
+    let var = |name: &str| std::env::var(name).unwrap();
+    let addrs = Addrs {
+        http: var("LOAD_FLOOD_HTTP").parse().unwrap(),
+        token: var("LOAD_FLOOD_TOKEN").parse().unwrap(),
+    };
+    let n: usize = var("LOAD_FLOOD_N").parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let report = |opened: &AtomicUsize, closed: &AtomicUsize| {
+        println!(
+            "{} {}",
+            opened.load(Ordering::SeqCst),
+            closed.load(Ordering::SeqCst)
+        );
+    };
+    let flood = match kind {
+        "TokenServiceIdle" => tokio::spawn(idle_flood(
+            addrs.token,
+            n,
+            stop.clone(),
+            opened.clone(),
+            closed.clone(),
+        )),
+        "HttpSlowloris" => tokio::spawn(slowloris(
+            addrs.http,
+            n,
+            stop.clone(),
+            opened.clone(),
+            closed.clone(),
+        )),
+        other => panic!("no flood {other}"),
+    };
+    let (o, c) = (opened.clone(), closed.clone());
+    let reporter = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            report(&o, &c);
+        }
+    });
+    // Until the parent closes our stdin.
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    stop.store(true, Ordering::SeqCst);
+    reporter.abort();
+    let _ = flood.await;
+    report(&opened, &closed);
+}
+
+/// The flood's source address for connection `i` (127.0.0.2–21: one
+/// source address has too few ports for 10,000 connections and their
+/// TIME_WAITs).
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 20) as u8))
+}
+
+async fn connect_from(from: IpAddr, to: SocketAddr) -> Option<TcpStream> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(SocketAddr::new(from, 0)).ok()?;
+    socket.connect(to).await.ok()
+}
+
+/// `n` token-service connections that said hello, reopened when closed.
+async fn idle_flood(
+    addr: SocketAddr,
     n: usize,
     stop: Arc<AtomicBool>,
     opened: Arc<AtomicUsize>,
@@ -469,29 +584,86 @@ pub async fn run_flood(
             tokio::spawn(async move {
                 // Spread the openings over the first seconds.
                 tokio::time::sleep(Duration::from_micros((i as u64) * 500)).await;
-                let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 20) as u8));
                 while !stop.load(Ordering::SeqCst) {
-                    let socket = TcpSocket::new_v4().unwrap();
-                    if socket.bind(SocketAddr::new(source, 0)).is_err() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    let target = match kind {
-                        Flood::TokenServiceIdle => addrs.token,
-                        Flood::HttpSlowloris => addrs.http,
-                    };
-                    let Ok(stream) = socket.connect(target).await else {
+                    let Some(stream) = connect_from(source(i), addr).await else {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     };
                     opened.fetch_add(1, Ordering::SeqCst);
-                    match kind {
-                        Flood::TokenServiceIdle => idle(stream, &stop).await,
-                        Flood::HttpSlowloris => trickle(stream, &stop).await,
-                    }
+                    idle(stream, &stop).await;
                     if !stop.load(Ordering::SeqCst) {
                         closed.fetch_add(1, Ordering::SeqCst);
                     }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// The slowloris request, sent one byte a second, over and over.
+const SLOW_REQUEST: &[u8] =
+    b"GET /healthz HTTP/1.1\r\nHost: load\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+
+/// `n` HTTP connections each trickling [`SLOW_REQUEST`] one byte a second,
+/// reopened when the server closes them. Driven by 20 tasks (one per
+/// source address), each waking every 100 ms for a tenth of its sockets:
+/// 200 wake-ups a second instead of one timer per connection. At most 20
+/// openings per task per tick (4,000/s in all), so the openings, and the
+/// server's closings `http.header_read_timeout` later, stay spread out.
+async fn slowloris(
+    addr: SocketAddr,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+) {
+    const GROUPS: usize = 20;
+    const PHASES: usize = 10;
+    let tasks: Vec<_> = (0..GROUPS)
+        .map(|g| {
+            let (stop, opened, closed) = (stop.clone(), opened.clone(), closed.clone());
+            let count = n / GROUPS + usize::from(g < n % GROUPS);
+            tokio::spawn(async move {
+                // (socket, next byte) per slot.
+                let mut slots: Vec<Option<(TcpStream, usize)>> = (0..count).map(|_| None).collect();
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut phase = 0;
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::SeqCst) {
+                    tick.tick().await;
+                    let mut opening = 20;
+                    for slot in slots.iter_mut().skip(phase).step_by(PHASES) {
+                        if let Some((stream, next)) = slot {
+                            // Closed (or answered, e.g. 408) by the server?
+                            let gone = match stream.try_read(&mut buf) {
+                                Ok(_) => true,
+                                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                            };
+                            let byte = [SLOW_REQUEST[*next % SLOW_REQUEST.len()]];
+                            let gone = gone
+                                || matches!(stream.try_write(&byte), Err(e) if e.kind() != std::io::ErrorKind::WouldBlock);
+                            if gone {
+                                closed.fetch_add(1, Ordering::SeqCst);
+                                *slot = None;
+                            } else {
+                                *next += 1;
+                            }
+                        }
+                        if slot.is_none() && opening > 0 {
+                            opening -= 1;
+                            if let Some(mut stream) = connect_from(source(g), addr).await {
+                                if stream.write_all(&SLOW_REQUEST[..1]).await.is_ok() {
+                                    opened.fetch_add(1, Ordering::SeqCst);
+                                    *slot = Some((stream, 1));
+                                }
+                            }
+                        }
+                    }
+                    phase = (phase + 1) % PHASES;
                 }
             })
         })
@@ -512,16 +684,5 @@ async fn idle(stream: TcpStream, stop: &AtomicBool) {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             _ => {}
         }
-    }
-}
-
-/// Sends a request one byte a second until the server closes.
-async fn trickle(mut stream: TcpStream, stop: &AtomicBool) {
-    let request = b"GET /healthz HTTP/1.1\r\nHost: load\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
-    for b in request.iter().cycle() {
-        if stop.load(Ordering::SeqCst) || stream.write_all(&[*b]).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

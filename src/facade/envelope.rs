@@ -104,7 +104,7 @@ pub struct Request {
 /// Reads a request. A frame that is not JSON has no readable `cdata`; one
 /// that is gives its `cdata` back with the failure.
 pub fn parse(frame: &[u8]) -> Result<Request, (Failure, Value)> {
-    let value: Value = serde_json::from_slice(frame)
+    let value = literal_json(frame)
         .map_err(|_| (Failure::new(errno::BAD_FRAME, "invalid JSON"), Value::Null))?;
     let Value::Object(mut obj) = value else {
         return Err((
@@ -128,6 +128,89 @@ pub fn parse(frame: &[u8]) -> Result<Request, (Failure, Value)> {
         Some(_) => return Err((Failure::parm("parm must be an object"), cdata)),
     };
     Ok(Request { func, parm, cdata })
+}
+
+/// JSON read into a `Value` with every object member taken as written.
+/// serde_json's own `Value` reader, with the `raw_value` feature jidgate
+/// enables (for the token service), reads an object whose first key is
+/// `$serde_json::private::RawValue` as the JSON text in its value: a
+/// `cdata` of `{"$serde_json::private::RawValue":"[1]"}` would come back
+/// as `[1]`, not unchanged. This reader has no such key.
+fn literal_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Literal.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// The seed and visitor of [`literal_json`]: serde_json's own, but keys
+/// are plain strings.
+struct Literal;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Literal {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(Literal)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Literal {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Literal)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Literal)?;
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 /// A reply frame.
@@ -163,5 +246,54 @@ mod tests {
         assert_eq!(v["errno"], errno::BAD_PARM);
         assert_eq!(v["cdata"], "c1");
         assert_eq!(v["push"], false);
+    }
+
+    #[test]
+    fn serde_json_s_raw_value_key_is_an_ordinary_member() {
+        // serde_json's Value reader would give `[1]` for this cdata and
+        // accept the second frame as {"func":"session.ping"}.
+        let frame = br#"{"func":"session.ping","cdata":{"$serde_json::private::RawValue":"[1]"}}"#;
+        let r = parse(frame).unwrap();
+        assert_eq!(r.cdata, json!({"$serde_json::private::RawValue": "[1]"}));
+        let text = reply(r.cdata, Ok(json!({})));
+        assert!(text.contains(r#""cdata":{"$serde_json::private::RawValue":"[1]"}"#));
+        let frame = br#"{"\u0024serde_json::private::RawValue":"{\"func\":\"session.ping\"}"}"#;
+        let (f, cdata) = parse(frame).unwrap_err();
+        assert_eq!((f.errno, cdata), (errno::BAD_FRAME, Value::Null));
+        // Everything else reads as serde_json reads it.
+        let frame = br#"{"func":"x","parm":{"a":[1,-2,3.5,1e300,true,null,"\u00e9"]},"cdata":18446744073709551615}"#;
+        let r = parse(frame).unwrap();
+        let v: Value = serde_json::from_slice(frame).unwrap();
+        assert_eq!(Value::Object(r.parm), v["parm"]);
+        assert_eq!(r.cdata, v["cdata"]);
+        assert!(parse(b"{\"func\":\"x\"} x").is_err());
+    }
+
+    #[test]
+    fn a_number_in_cdata_comes_back_as_the_same_number() {
+        // Found by fuzz target facade_frame: without serde_json's
+        // `float_roundtrip`, this long literal read as a double one unit
+        // away from the nearest, so the reply carried another number.
+        let long = format!("22222{}22.5e10", "0".repeat(122));
+        for n in [
+            long.as_str(),
+            "2.2222e138",
+            "1e-300",
+            "0.1",
+            "-0.0",
+            "1.7976931348623157e308",
+        ] {
+            let frame = format!(r#"{{"func":"x","cdata":[{n}]}}"#);
+            let r = parse(frame.as_bytes()).unwrap();
+            let text = reply(r.cdata.clone(), Ok(json!({})));
+            let back = literal_json(text.as_bytes()).unwrap()["cdata"].clone();
+            assert_eq!(back, r.cdata, "{n}");
+            let exact: f64 = n.parse().unwrap();
+            assert_eq!(
+                r.cdata[0].as_f64().unwrap().to_bits(),
+                exact.to_bits(),
+                "{n}"
+            );
+        }
     }
 }
