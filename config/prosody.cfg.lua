@@ -55,7 +55,7 @@ modules_enabled = {
 -- forgets the oldest beyond it (then lost as pushes if the session ends
 -- unacknowledged): keep it above the largest offline backlog expected
 -- (docs/facade.md, "At-least-once delivery").
-smacks_max_queue_size = 10000
+smacks_max_queue_size = 2000
 -- No in-band registration (XEP-0077) of any kind. jidgate alone creates,
 -- deletes and re-keys accounts (XEP-0133 over its admin session, which uses
 -- mod_admin_adhoc, not mod_register). mod_register would let every logged-in
