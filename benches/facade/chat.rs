@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use jidgate::xmpp::chat::{self, Chat, Incoming, Kind, Media};
-use jidgate::xmpp::{Connector, SessionOptions};
+use jidgate::xmpp::{Connector, Session, SessionOptions};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -86,11 +86,17 @@ async fn measure(
     }
 }
 
-/// Two plain XMPP clients (jidgate's own session layer).
-pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
+/// `a` and `b` logged in as plain XMPP clients (lossless, with or without
+/// stream management), available, their initial presences handled.
+async fn online_pair(
+    conn: &Connector,
+    a: &Account,
+    b: &Account,
+    stream_management: bool,
+) -> (Session, Session) {
     let opts = SessionOptions {
         lossless: true,
-        stream_management: false,
+        stream_management,
     };
     let login = |u: &Account| {
         let jid = BareJid::new(&u.jid).unwrap();
@@ -98,10 +104,16 @@ pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
         async move { conn.login_with(&jid, &pw, "bench", opts).await.unwrap() }
     };
     let sa = login(a).await;
-    let mut sb = login(b).await;
+    let sb = login(b).await;
     sa.send(Presence::available()).await.unwrap();
     sb.send(Presence::available()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    (sa, sb)
+}
+
+/// Two plain XMPP clients (jidgate's own session layer).
+pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
+    let (sa, mut sb) = online_pair(conn, a, b, false).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(st) = sb.next_event().await {
@@ -131,20 +143,7 @@ pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
 /// same message stanzas (a receipt request, jidgate's own builder),
 /// XEP-0198 stream management, and a receipt for every message received.
 pub async fn direct_with_receipts(conn: &Connector, a: &Account, b: &Account) -> Figures {
-    let opts = SessionOptions {
-        lossless: true,
-        stream_management: true,
-    };
-    let login = |u: &Account| {
-        let jid = BareJid::new(&u.jid).unwrap();
-        let pw = u.jid_pwd.clone();
-        async move { conn.login_with(&jid, &pw, "bench", opts).await.unwrap() }
-    };
-    let mut sa = login(a).await;
-    let mut sb = login(b).await;
-    sa.send(Presence::available()).await.unwrap();
-    sb.send(Presence::available()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut sa, mut sb) = online_pair(conn, a, b, true).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let from_a = BareJid::new(&a.jid).unwrap();
     let hb = sb.handle();
