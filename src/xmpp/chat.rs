@@ -8,6 +8,7 @@
 //!   media, so any client shows a link;
 //! - XEP-0080 user location (`<geoloc><lat/><lon/></geoloc>`) for
 //!   locations;
+//! - XEP-0334 processing hints (`<no-permanent-store/>` on receipts);
 //! - XEP-0203 delayed delivery (offline messages carry `<delay stamp/>`);
 //! - jidgate's own element for the media fields no XEP carries:
 //!   `<media xmlns='urn:jidgate:media:0' type='image|voice|video|file|location'
@@ -28,6 +29,8 @@ use xmpp_parsers::receipts::{Received, Request};
 
 /// jidgate's media element namespace.
 pub const MEDIA_NS: &str = "urn:jidgate:media:0";
+/// XEP-0334 message processing hints.
+pub const HINTS_NS: &str = "urn:xmpp:hints";
 /// XEP-0080.
 pub const GEOLOC_NS: &str = "http://jabber.org/protocol/geoloc";
 
@@ -146,9 +149,18 @@ pub fn build(to: &BareJid, chat: &Chat) -> Message {
     msg
 }
 
-/// A receipt (XEP-0184) for message `id` to `to`.
+/// A receipt (XEP-0184) for message `id` to `to`, with the XEP-0334 hint
+/// `<no-permanent-store/>`: the XMPP server still keeps it in offline
+/// storage for a sender who is away, but does not archive it. Prosody's
+/// mod_mam archives receipts unless told so (ejabberd archives only
+/// messages with a body): a second archive write per message halved chat
+/// throughput, and history (`message.read`) never shows receipts.
 pub fn receipt(to: &BareJid, id: &str) -> Message {
-    Message::chat(Some(Jid::from(to.clone()))).with_payload(Received { id: id.to_owned() })
+    let mut msg =
+        Message::chat(Some(Jid::from(to.clone()))).with_payload(Received { id: id.to_owned() });
+    msg.payloads
+        .push(Element::builder("no-permanent-store", HINTS_NS).build());
+    msg
 }
 
 /// A displayed marker (XEP-0333) for message `id` to `to`.
@@ -304,5 +316,17 @@ mod tests {
             location: Some((30.5, 104.25)),
         };
         assert_eq!(round_trip(place.clone()), place);
+    }
+
+    #[test]
+    fn a_receipt_reads_back_and_asks_not_to_be_archived() {
+        let to = BareJid::new("b@example.test").unwrap();
+        let el: Element = receipt(&to, "m<1>").into();
+        assert!(el.has_child("no-permanent-store", HINTS_NS));
+        let msg = Message::try_from(el).unwrap();
+        assert_eq!(
+            read(&msg, || "none".into()),
+            Some(Incoming::Receipt("m<1>".into()))
+        );
     }
 }

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use jidgate::xmpp::Session;
-use jidgate::xmpp::roster;
+use jidgate::xmpp::{mam, roster};
 use serde_json::{Value, json};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::message::{Lang, Message};
+use xmpp_parsers::ns;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::stanza::Stanza;
 
@@ -107,6 +108,30 @@ async fn two_facade_users_become_friends_and_chat_both_ways_with_receipts(kind: 
     // Act and assert: chat both ways.
     chat_with_receipt(&mut a, &ua.name, &mut b, &ub.name).await;
     chat_with_receipt(&mut b, &ub.name, &mut a, &ua.name).await;
+
+    // Assert: the archive has the two messages, not the receipts (they
+    // carry <no-permanent-store/>; Prosody archives receipts otherwise).
+    let mut s = plain(&xmpp, &ua).await;
+    let with = BareJid::new(&ub.jid).unwrap();
+    let found = mam::query(&mut s, &with, mam::Page::Before(None), 50)
+        .await
+        .unwrap();
+    let receipts = found
+        .items
+        .iter()
+        .filter(|i| {
+            i.message
+                .payloads
+                .iter()
+                .any(|p| p.is("received", ns::RECEIPTS))
+        })
+        .count();
+    let bodies = found
+        .items
+        .iter()
+        .filter(|i| !i.message.bodies.is_empty())
+        .count();
+    assert_eq!((bodies, receipts), (2, 0), "{:#?}", found.items);
 }
 
 /// `from` sends `to` a message; `to` gets it, acknowledges it, and `from`
