@@ -55,10 +55,14 @@ pub async fn serve(facade: Arc<Facade>, socket: WebSocket, codec: Codec, start: 
         bucket: Bucket::new(cfg.requests_per_second),
         in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
     };
+    // Starting, requests and token checks are boxed: this task lives as
+    // long as the socket and a future is as large as its largest state;
+    // inline (the XMPP log-in above all) they made every idle session's
+    // task about 17 KB.
     if let Some(token) = start.access_token.clone() {
         let started = match start.resume_token.as_deref() {
-            Some(rt) => conn.resume(token.into(), rt, start.last_pid).await,
-            None => conn.start(token.into()).await.map(|_| ()),
+            Some(rt) => Box::pin(conn.resume(token.into(), rt, start.last_pid)).await,
+            None => Box::pin(conn.start(token.into())).await.map(|_| ()),
         };
         if let Err(f) = started {
             let _ = out.send(Out::Frame(envelope::reply(Value::Null, Err(f))));
@@ -75,7 +79,7 @@ pub async fn serve(facade: Arc<Facade>, socket: WebSocket, codec: Codec, start: 
                 let Some(Ok(frame)) = frame else { break };
                 last_seen = Instant::now();
                 match codec.decode(frame) {
-                    Ok(Incoming::Data(bytes)) => conn.request(&bytes).await,
+                    Ok(Incoming::Data(bytes)) => Box::pin(conn.request(&bytes)).await,
                     Ok(Incoming::Control) => {}
                     Ok(Incoming::Close) => break,
                     Err(f) => conn.reply(Value::Null, Err(f)),
@@ -100,7 +104,7 @@ pub async fn serve(facade: Arc<Facade>, socket: WebSocket, codec: Codec, start: 
                     break;
                 }
                 if let Some(live) = &conn.live {
-                    check_token(live).await;
+                    Box::pin(check_token(live)).await;
                 }
             }
         }
