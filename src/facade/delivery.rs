@@ -36,16 +36,7 @@ pub struct Pending {
     /// The inbound stanza it came from (for `SessionHandle::handled`).
     pub seq: Option<u64>,
     /// A receipt (XEP-0184) to send once the phone has the message.
-    pub receipt: Option<Receipt>,
-}
-
-/// A receipt owed to the sender of message `id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    pub to: BareJid,
-    pub id: String,
-    /// The sender reads batched receipts (`crate::xmpp::chat`).
-    pub batched: bool,
+    pub receipt: Option<(BareJid, String)>,
 }
 
 #[derive(Default)]
@@ -83,7 +74,7 @@ impl Delivery {
         type_: &str,
         data: &Value,
         seq: Option<u64>,
-        receipt: Option<Receipt>,
+        receipt: Option<(BareJid, String)>,
     ) -> u64 {
         loop {
             let room = self.room.notified();

@@ -17,7 +17,7 @@ use xmpp_parsers::presence::Type as PresenceType;
 use xmpp_parsers::roster::{Ask, Roster, Subscription};
 use xmpp_parsers::stanza::Stanza;
 
-use super::delivery::{Out, Receipt};
+use super::delivery::Out;
 use super::envelope::errno;
 use super::live::{Live, lock};
 use crate::clock::now;
@@ -262,7 +262,7 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
         Incoming::Chat {
             chat,
             delayed,
-            receipt,
+            wants_receipt,
         } => {
             // Counted beside delivery, never in its way; once per msgid
             // (the server may deliver a message again).
@@ -275,22 +275,10 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             });
             let time = delayed.unwrap_or_else(now);
             let data = json!({ "message": message_json(&chat, &uid, time, delayed.is_some()) });
-            let receipt = receipt.map(|wants| Receipt {
-                to: from.clone(),
-                id: chat.id.clone(),
-                batched: wants == chat::Wants::Batched,
-            });
+            let receipt = wants_receipt.then(|| (from.clone(), chat.id.clone()));
             ("newmsg", data, receipt)
         }
-        Incoming::Receipt(mut ids) => {
-            // One push per message; the stanza is handled with the last.
-            let last = ids.pop().unwrap_or_default();
-            for id in ids {
-                let data = json!({"uid": uid, "msgid": id});
-                live.delivery.push("msgack", &data, None, None).await;
-            }
-            ("msgack", json!({"uid": uid, "msgid": last}), None)
-        }
+        Incoming::Receipt(id) => ("msgack", json!({"uid": uid, "msgid": id}), None),
         Incoming::Displayed(id) => ("read", json!({"uid": uid, "msgid": id}), None),
         Incoming::State(state) => {
             let state = format!("{state:?}").to_lowercase();

@@ -9,14 +9,6 @@
 //! - XEP-0080 user location (`<geoloc><lat/><lon/></geoloc>`) for
 //!   locations;
 //! - XEP-0334 processing hints (`<no-permanent-store/>` on receipts);
-//! - jidgate's batched receipts: a message from a facade session carries
-//!   `<batch xmlns='urn:jidgate:receipts:0'/>` beside its `<request/>`,
-//!   saying that its sender reads several receipts in one stanza; a
-//!   receipt for such senders is one stanza per sender for all the
-//!   messages a phone acknowledged at once: the first id as the standard
-//!   `<received xmlns='urn:xmpp:receipts' id/>` (what any client reads),
-//!   each further id as `<received xmlns='urn:jidgate:receipts:0' id/>`.
-//!   Senders without the marker get one standard receipt per message;
 //! - XEP-0203 delayed delivery (offline messages carry `<delay stamp/>`);
 //! - jidgate's own element for the media fields no XEP carries:
 //!   `<media xmlns='urn:jidgate:media:0' type='image|voice|video|file|location'
@@ -37,8 +29,6 @@ use xmpp_parsers::receipts::{Received, Request};
 
 /// jidgate's media element namespace.
 pub const MEDIA_NS: &str = "urn:jidgate:media:0";
-/// jidgate's batched receipts namespace.
-pub const BATCH_NS: &str = "urn:jidgate:receipts:0";
 /// XEP-0334 message processing hints.
 pub const HINTS_NS: &str = "urn:xmpp:hints";
 /// XEP-0080.
@@ -108,8 +98,8 @@ fn ncname(s: &str) -> NcName {
     NcName::try_from(s).expect("static attribute names are NCNames")
 }
 
-/// The stanza for `chat` to `to`, asking for a receipt (batched receipts
-/// welcome) and marked displayable.
+/// The stanza for `chat` to `to`, asking for a receipt and marked
+/// displayable.
 pub fn build(to: &BareJid, chat: &Chat) -> Message {
     let mut msg = Message::chat(Some(Jid::from(to.clone())));
     msg.id = Some(Id(chat.id.clone()));
@@ -154,8 +144,6 @@ pub fn build(to: &BareJid, chat: &Chat) -> Message {
         msg.payloads.push(geo);
     }
     msg.payloads.push(Request.into());
-    msg.payloads
-        .push(Element::builder("batch", BATCH_NS).build());
     msg.payloads.push(Markable.into());
     msg.payloads.push(ChatState::Active.into());
     msg
@@ -168,27 +156,8 @@ pub fn build(to: &BareJid, chat: &Chat) -> Message {
 /// messages with a body): a second archive write per message halved chat
 /// throughput, and history (`message.read`) never shows receipts.
 pub fn receipt(to: &BareJid, id: &str) -> Message {
-    receipts(to, &[id])
-}
-
-/// One receipt stanza for messages `ids` (at least one) to `to`, a sender
-/// that asked for batched receipts: the first id as XEP-0184's
-/// `<received/>`, the others in jidgate's namespace.
-pub fn receipts(to: &BareJid, ids: &[&str]) -> Message {
-    let mut msg = Message::chat(Some(Jid::from(to.clone())));
-    let mut ids = ids.iter();
-    if let Some(first) = ids.next() {
-        msg.payloads.push(
-            Received {
-                id: (*first).to_owned(),
-            }
-            .into(),
-        );
-    }
-    for id in ids {
-        let more = Element::builder("received", BATCH_NS).attr(ncname("id"), *id);
-        msg.payloads.push(more.build());
-    }
+    let mut msg =
+        Message::chat(Some(Jid::from(to.clone()))).with_payload(Received { id: id.to_owned() });
     msg.payloads
         .push(Element::builder("no-permanent-store", HINTS_NS).build());
     msg
@@ -210,25 +179,16 @@ pub fn state(to: &BareJid, state: ChatState) -> Message {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     /// A chat message; `delayed` is its original time (unix seconds) when
-    /// the server stored it (XEP-0203); `receipt` when it asked for one.
+    /// the server stored it (XEP-0203); `wants_receipt` when it asked for
+    /// one.
     Chat {
         chat: Chat,
         delayed: Option<i64>,
-        receipt: Option<Wants>,
+        wants_receipt: bool,
     },
-    /// Receipts for these message ids (one, or several batched).
-    Receipt(Vec<String>),
+    Receipt(String),
     Displayed(String),
     State(ChatState),
-}
-
-/// The receipt a message asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wants {
-    /// One standard receipt per message.
-    Each,
-    /// Its sender reads batched receipts.
-    Batched,
 }
 
 /// Reads an inbound `chat` or `normal` message (anything else is `None`).
@@ -239,15 +199,7 @@ pub fn read(msg: &Message, fallback_id: impl FnOnce() -> String) -> Option<Incom
     }
     let find = |name: &str, ns: &str| msg.payloads.iter().find(|p| p.is(name, ns));
     if let Some(r) = find("received", xmpp_parsers::ns::RECEIPTS) {
-        let first = r.attr("id")?.to_owned();
-        let more = msg
-            .payloads
-            .iter()
-            .filter(|p| p.is("received", BATCH_NS))
-            .filter_map(|p| p.attr("id").map(str::to_owned));
-        return Some(Incoming::Receipt(
-            std::iter::once(first).chain(more).collect(),
-        ));
+        return r.attr("id").map(|id| Incoming::Receipt(id.to_owned()));
     }
     if let Some(d) = find("displayed", xmpp_parsers::ns::DISPLAYED_MARKERS) {
         return d.attr("id").map(|id| Incoming::Displayed(id.to_owned()));
@@ -306,13 +258,7 @@ pub fn read(msg: &Message, fallback_id: impl FnOnce() -> String) -> Option<Incom
             location,
         },
         delayed,
-        receipt: find("request", xmpp_parsers::ns::RECEIPTS).map(|_| {
-            if find("batch", BATCH_NS).is_some() {
-                Wants::Batched
-            } else {
-                Wants::Each
-            }
-        }),
+        wants_receipt: find("request", xmpp_parsers::ns::RECEIPTS).is_some(),
     })
 }
 
@@ -327,10 +273,10 @@ mod tests {
         match read(&msg, || "none".into()).unwrap() {
             Incoming::Chat {
                 chat,
-                receipt,
+                wants_receipt,
                 delayed,
             } => {
-                assert_eq!(receipt, Some(Wants::Batched));
+                assert!(wants_receipt);
                 assert_eq!(delayed, None);
                 chat
             }
@@ -380,47 +326,7 @@ mod tests {
         let msg = Message::try_from(el).unwrap();
         assert_eq!(
             read(&msg, || "none".into()),
-            Some(Incoming::Receipt(vec!["m<1>".into()]))
+            Some(Incoming::Receipt("m<1>".into()))
         );
-    }
-
-    #[test]
-    fn batched_receipts_read_back_in_order_and_plain_clients_see_the_first() {
-        let to = BareJid::new("b@example.test").unwrap();
-        let msg = receipts(&to, &["m1", "m2", "m3"]);
-        assert_eq!(
-            read(&msg, || "none".into()),
-            Some(Incoming::Receipt(vec![
-                "m1".into(),
-                "m2".into(),
-                "m3".into()
-            ]))
-        );
-        // A plain client reads XEP-0184 only: one receipt, for m1.
-        let standard: Vec<_> = msg
-            .payloads
-            .iter()
-            .filter_map(|p| Received::try_from(p.clone()).ok())
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(standard, vec!["m1".to_owned()]);
-    }
-
-    #[test]
-    fn a_message_without_the_batch_marker_wants_one_receipt_each() {
-        let to = BareJid::new("b@example.test").unwrap();
-        let mut m = Message::chat(Some(Jid::from(to)));
-        m.id = Some(Id("p1".into()));
-        m.bodies.insert(Lang::default(), "hi".into());
-        m.payloads.push(Request.into());
-        match read(&m, || "none".into()) {
-            Some(Incoming::Chat { receipt, .. }) => assert_eq!(receipt, Some(Wants::Each)),
-            other => panic!("{other:?}"),
-        }
-        m.payloads.clear();
-        match read(&m, || "none".into()) {
-            Some(Incoming::Chat { receipt, .. }) => assert_eq!(receipt, None),
-            other => panic!("{other:?}"),
-        }
     }
 }

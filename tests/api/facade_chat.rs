@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use jidgate::xmpp::Session;
-use jidgate::xmpp::{chat, mam, roster};
+use jidgate::xmpp::{mam, roster};
 use serde_json::{Value, json};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::message::{Lang, Message};
@@ -22,7 +22,6 @@ on_each_server!(
     a_facade_user_and_a_plain_xmpp_client_chat_and_see_each_others_presence,
     a_bound_device_and_its_owner_on_the_facade_see_each_other_and_chat,
     a_message_to_an_offline_facade_user_arrives_delayed_at_the_next_login,
-    receipts_for_messages_acknowledged_at_once_are_one_stanza_per_sender_that_batches,
 );
 
 /// Logs in over plain XMPP as a jidgate user (its JID password), fetches
@@ -388,95 +387,4 @@ async fn a_message_to_an_offline_facade_user_arrives_delayed_at_the_next_login(k
     let first = b.ok("session.start", json!({})).await;
     assert_eq!(first["unread"], json!([]));
     let _ = BareJid::new("x@y").unwrap();
-}
-
-async fn receipts_for_messages_acknowledged_at_once_are_one_stanza_per_sender_that_batches(
-    kind: Kind,
-) {
-    // Arrange: facade users A (sender) and B (receiver), and a device as a
-    // plain XMPP client sending some messages with jidgate's batch marker
-    // (chat::build, as the facade does) and some without.
-    let xmpp = XmppServer::start(kind).await;
-    let app = TestApp::spawn(&xmpp).await;
-    let ua = phone(&app, "13800000041", "").await;
-    let ub = phone(&app, "13800000042", "").await;
-    let d = device(&app, "SN-BATCH-1", "").await;
-    let mut a = Ws::login(&app, &ua.token).await;
-    let mut b = Ws::login(&app, &ub.token).await;
-    a.ok("session.start", json!({})).await;
-    b.ok("session.start", json!({})).await;
-    let mut p = plain(&xmpp, &d).await;
-    let to_b = ub.bare();
-
-    // Act: 3 from A, 4 batchable and 2 plain ones from the device; B reads
-    // all 9 and acknowledges them with one session.ack.
-    let mut from_a = Vec::new();
-    for i in 0..3 {
-        let sent = a
-            .ok(
-                "message.send",
-                json!({"to": ub.name, "content": format!("a{i}")}),
-            )
-            .await;
-        from_a.push(sent["msgid"].as_str().unwrap().to_owned());
-    }
-    for i in 0..4 {
-        let c = chat::Chat {
-            id: format!("bat-{i}"),
-            kind: chat::Kind::Text,
-            content: format!("b{i}"),
-            media: chat::Media::default(),
-            location: None,
-        };
-        p.send(chat::build(&to_b, &c)).await.unwrap();
-    }
-    for i in 0..2 {
-        let mut m = Message::chat(Some(Jid::from(to_b.clone())));
-        m.id = Some(xmpp_parsers::message::Id(format!("std-{i}")));
-        m.bodies.insert(Lang::default(), format!("s{i}"));
-        m.payloads.push(xmpp_parsers::receipts::Request.into());
-        p.send(m).await.unwrap();
-    }
-    let mut last = Value::Null;
-    let mut got = Vec::new();
-    for _ in 0..9 {
-        let push = b.push("newmsg").await;
-        got.push(
-            push["data"]["message"]["msgid"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-        last = push["pid"].clone();
-    }
-    b.ack(&last).await;
-
-    // Assert: A hears of each of its messages (one msgack each).
-    for id in &from_a {
-        a.push_where("msgack", |x| x["msgid"] == id.as_str()).await;
-    }
-    // The device gets one stanza for its four batchable messages and one
-    // standard receipt for each other message.
-    let mut stanzas: Vec<Vec<String>> = Vec::new();
-    while stanzas.iter().map(Vec::len).sum::<usize>() < 6 {
-        let ids = plain_next(&mut p, |st| match st {
-            Stanza::Message(m) => match chat::read(&m, String::new) {
-                Some(chat::Incoming::Receipt(ids)) => Some(ids),
-                _ => None,
-            },
-            _ => None,
-        })
-        .await;
-        stanzas.push(ids);
-    }
-    stanzas.sort();
-    assert_eq!(
-        stanzas,
-        vec![
-            vec!["bat-0", "bat-1", "bat-2", "bat-3"],
-            vec!["std-0"],
-            vec!["std-1"],
-        ],
-        "B got {got:?}"
-    );
 }
