@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
 runs=${2:-}
-targets=${FUZZ_TARGETS:-params signature token_line stanza facade_frame}
+targets=${FUZZ_TARGETS:-params signature token_line stanza message facade_frame}
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzzing needs a nightly toolchain: rustup toolchain install nightly" >&2
     exit 1

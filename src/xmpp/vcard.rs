@@ -32,7 +32,8 @@ fn text_of(v: &Element, name: &str) -> Option<String> {
 }
 
 impl Profile {
-    fn from_vcard(v: &Element) -> Profile {
+    /// The profile a vCard element says.
+    pub fn from_vcard(v: &Element) -> Profile {
         Profile {
             nick: text_of(v, "NICKNAME"),
             avatar: v.get_child("PHOTO", NS).and_then(|p| text_of(p, "EXTVAL")),
@@ -82,6 +83,15 @@ pub async fn get(session: &SessionHandle, who: Option<&BareJid>) -> Result<Profi
 /// are); returns the profile as stored.
 pub async fn update(session: &SessionHandle, changes: &Profile) -> Result<Profile, XmppError> {
     let current = fetch(session, None).await?;
+    let vcard = merge(&current, changes);
+    let stored = Profile::from_vcard(&vcard);
+    session.iq(None, IqRequest::Set(vcard)).await?;
+    Ok(stored)
+}
+
+/// The vCard `current` with `changes` applied (every text goes in as
+/// text); what else it holds stays.
+pub fn merge(current: &Element, changes: &Profile) -> Element {
     let mut builder = Element::builder("vCard", NS);
     for child in current.children() {
         let ours = TEXT_FIELDS.contains(&child.name()) && changes.value(child.name()).is_some();
@@ -101,8 +111,5 @@ pub async fn update(session: &SessionHandle, changes: &Profile) -> Result<Profil
                 .append(Element::builder("EXTVAL", NS).append(url.as_str())),
         );
     }
-    let vcard = builder.build();
-    let stored = Profile::from_vcard(&vcard);
-    session.iq(None, IqRequest::Set(vcard)).await?;
-    Ok(stored)
+    builder.build()
 }

@@ -129,8 +129,9 @@ impl Parm<'_> {
     }
 }
 
-/// A character XML 1.0 can carry (§2.2), so no text can break the stream.
-fn xml_char(c: char) -> bool {
+/// A character XML 1.0 can carry (§2.2), so no text can break the stream;
+/// every text parameter must be made of these.
+pub fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
