@@ -21,7 +21,8 @@
 //!   [`ratelimit`], [`xmpp`];
 //! - storage: [`db`], the one seam a PostgreSQL backend fills;
 //! - the ground: [`params`], [`fields`], [`signing`], [`crypto`],
-//!   [`config`], [`error`], [`faults`], [`clock`], [`metrics`].
+//!   [`config`], [`error`], [`faults`], [`clock`], [`metrics`],
+//!   [`backoff`].
 
 #![forbid(unsafe_code)]
 
@@ -48,6 +49,7 @@ pub mod xmpp;
 
 pub mod db;
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod crypto;

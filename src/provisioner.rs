@@ -28,6 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use xmpp_parsers::jid::BareJid;
 
+use crate::backoff::Backoff;
 use crate::xmpp::adhoc;
 use crate::xmpp::admin::{self, AdminOutcome};
 use crate::xmpp::{Connector, SessionHandle, XmppError, roster};
@@ -186,9 +187,7 @@ async fn supervise(
     // refused), so retrying often costs little; the cap bounds how long
     // after the server is back registrations still fail (issue 11: under
     // 1 s; docs/reliability.md).
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_millis(500);
-    let mut delay = FIRST;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
     let mut was_down_logged = false;
     let mut missing_logged = false;
     loop {
@@ -218,12 +217,11 @@ async fn supervise(
                         missing_logged = true;
                     }
                     session.close().await;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(MAX);
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
                 tracing::info!(jid = %session.jid(), "XMPP admin session up");
-                delay = FIRST;
+                backoff.reset();
                 was_down_logged = false;
                 missing_logged = false;
                 tx.send_replace(Some(handle.clone()));
@@ -239,8 +237,7 @@ async fn supervise(
                 } else {
                     tracing::debug!(error = %e, "XMPP admin login failed; retrying");
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

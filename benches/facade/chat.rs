@@ -111,8 +111,12 @@ async fn online_pair(
     (sa, sb)
 }
 
-/// Two plain XMPP clients (jidgate's own session layer).
-pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
+/// Two plain XMPP clients (jidgate's own session layer), no stream
+/// management, no receipts: bare `<body/>` messages, or with
+/// `facade_stanza` the facade's own message stanza (`chat::build`: a
+/// receipt request, a marker, a chat state), so that the price of those
+/// elements at the XMPP server shows apart from the facade's.
+pub async fn direct(conn: &Connector, a: &Account, b: &Account, facade_stanza: bool) -> Figures {
     let (sa, mut sb) = online_pair(conn, a, b, false).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -129,8 +133,20 @@ pub async fn direct(conn: &Connector, a: &Account, b: &Account) -> Figures {
     let send: Send = Box::new(move |i| {
         let (handle, to) = (handle.clone(), to.clone());
         Box::pin(async move {
-            let mut m = Message::chat(Some(to));
-            m.bodies.insert(Lang::default(), i.to_string());
+            let m = if facade_stanza {
+                let c = Chat {
+                    id: format!("m{i}"),
+                    kind: Kind::Text,
+                    content: i.to_string(),
+                    media: Media::default(),
+                    location: None,
+                };
+                chat::build(&to.to_bare(), &c)
+            } else {
+                let mut m = Message::chat(Some(to));
+                m.bodies.insert(Lang::default(), i.to_string());
+                m
+            };
             handle.send(m).await.unwrap();
         })
     });

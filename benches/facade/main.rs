@@ -11,7 +11,10 @@
 //! 2. Chat, both paths through the same Prosody, one after the other:
 //!    two plain XMPP clients (jidgate's own session layer, TCP_NODELAY) and
 //!    two facade users (WebSocket → jidgate → Prosody → jidgate →
-//!    WebSocket, with cumulative acks every 20 pushes). Latency: messages
+//!    WebSocket, with cumulative acks every 20 pushes); between them, two
+//!    more plain-client paths: the facade's message stanza without receipts
+//!    (`direct+stanza`), and that stanza with XEP-0198 and a receipt for
+//!    every message (`direct+rcpt`). Latency: messages
 //!    one at a time, p50 and p99 from send to arrival. Throughput: messages
 //!    with 100 in flight.
 //! 3. Idle sessions: registers device accounts, then opens sessions up to
@@ -54,8 +57,8 @@ async fn main() {
         })
         .collect();
     let servers = Servers::start().await;
-    let names: Vec<String> = (0..6).map(|i| format!("SN-CHAT-{i}")).collect();
-    let chat_users = setup::accounts(servers.http_port, names, 6).await;
+    let names: Vec<String> = (0..8).map(|i| format!("SN-CHAT-{i}")).collect();
+    let chat_users = setup::accounts(servers.http_port, names, 8).await;
 
     let chat = std::env::var("FACADE_BENCH_CHAT").map_or(true, |v| v != "0");
     if chat {
@@ -65,7 +68,8 @@ async fn main() {
 }
 
 async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
-    let direct = chat::direct(&servers.connector(), &chat_users[0], &chat_users[1]).await;
+    let direct = chat::direct(&servers.connector(), &chat_users[0], &chat_users[1], false).await;
+    let stanza = chat::direct(&servers.connector(), &chat_users[6], &chat_users[7], true).await;
     let receipts =
         chat::direct_with_receipts(&servers.connector(), &chat_users[4], &chat_users[5]).await;
     let facade = chat::facade(servers.http_port, &chat_users[2], &chat_users[3]).await;
@@ -76,19 +80,24 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
     );
     for (what, f) in [
         ("direct XMPP", &direct),
+        ("direct+stanza", &stanza),
         ("direct+rcpt", &receipts),
         ("facade", &facade),
     ] {
         println!(
-            "  {what:<12} {:>8.0} msg/s   p50 {:.3} ms   p99 {:.3} ms",
+            "  {what:<13} {:>8.0} msg/s   p50 {:.3} ms   p99 {:.3} ms",
             f.per_sec,
             ms(f.p50),
             ms(f.p99)
         );
     }
-    for (what, base) in [("direct", &direct), ("direct+rcpt", &receipts)] {
+    for (what, base) in [
+        ("direct", &direct),
+        ("direct+stanza", &stanza),
+        ("direct+rcpt", &receipts),
+    ] {
         println!(
-            "  facade/{what:<12} throughput {:.2}x, p99 {:+.3} ms",
+            "  facade/{what:<13} throughput {:.2}x, p99 {:+.3} ms",
             facade.per_sec / base.per_sec,
             ms(facade.p99) - ms(base.p99)
         );

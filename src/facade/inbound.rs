@@ -20,8 +20,8 @@ use xmpp_parsers::stanza::Stanza;
 use super::delivery::Out;
 use super::envelope::errno;
 use super::live::{Live, lock};
+use crate::backoff::Backoff;
 use crate::clock::now;
-use crate::crypto::random_bytes;
 use crate::db::facade as store;
 use crate::xmpp::chat::{self, Chat, Incoming};
 use crate::xmpp::presence::{self, Seen};
@@ -110,7 +110,10 @@ async fn reconnect(
     live.delivery.push("xmpp_state", &data, None, None).await;
     let started = tokio::time::Instant::now();
     let give_up = started + Duration::from_secs(cfg.reconnect_timeout);
-    let mut backoff = Backoff::new(cfg.reconnect_delay_ms, cfg.reconnect_max_delay_ms);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(cfg.reconnect_delay_ms),
+        Duration::from_millis(cfg.reconnect_max_delay_ms),
+    );
     let gone = || {
         (
             "session_end",
@@ -118,7 +121,7 @@ async fn reconnect(
         )
     };
     loop {
-        let wait = backoff.next();
+        let wait = backoff.next_delay();
         if tokio::time::Instant::now() + wait > give_up {
             return Err(gone());
         }
@@ -152,31 +155,6 @@ async fn reconnect(
                 tracing::debug!(error = %f.error, "facade XMPP reconnect attempt failed");
             }
         }
-    }
-}
-
-/// Exponential backoff with jitter: the n-th delay is drawn from
-/// [d/2, d] where d = `first_ms` · 2ⁿ, capped at `max_ms`.
-struct Backoff {
-    next_ms: u64,
-    max_ms: u64,
-}
-
-impl Backoff {
-    fn new(first_ms: u64, max_ms: u64) -> Backoff {
-        let max_ms = max_ms.max(1);
-        Backoff {
-            next_ms: first_ms.clamp(1, max_ms),
-            max_ms,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let d = self.next_ms;
-        self.next_ms = (d * 2).min(self.max_ms);
-        let r = u16::from_le_bytes(random_bytes::<2>());
-        let jitter = (d / 2) * u64::from(r) / u64::from(u16::MAX);
-        Duration::from_millis(d - jitter)
     }
 }
 
@@ -364,15 +342,6 @@ async fn event(live: &Arc<Live>, seq: u64, type_: &str, uid: &str, note: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_in_the_upper_half_up_to_the_cap() {
-        let mut b = Backoff::new(100, 1000);
-        for d in [100u64, 200, 400, 800, 1000, 1000] {
-            let got = b.next().as_millis() as u64;
-            assert!((d / 2..=d).contains(&got), "{got} not in [{}, {d}]", d / 2);
-        }
-    }
 
     #[test]
     fn a_tag_names_its_stream_generation_and_sequence_number() {

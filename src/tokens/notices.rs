@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Tokens;
+use crate::backoff::Backoff;
 use crate::db::Db;
 use crate::db::shared::{Heard, RevocationListener};
 
@@ -22,7 +23,7 @@ pub async fn follow(tokens: &Tokens, db: &Db, enabled: bool, stop: CancellationT
     if !enabled {
         return;
     }
-    let mut pause = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_PAUSE);
     loop {
         let connected = tokio::select! {
             _ = stop.cancelled() => return,
@@ -35,15 +36,14 @@ pub async fn follow(tokens: &Tokens, db: &Db, enabled: bool, stop: CancellationT
                 tracing::warn!(error = %e, "revocation listener cannot connect; caches revalidate meanwhile");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                pause = (pause * 2).min(MAX_PAUSE);
                 continue;
             }
         };
         // Whatever was revoked while nobody listened.
         tokens.forget_all();
-        pause = Duration::from_millis(100);
+        backoff.reset();
         tracing::debug!("listening for revocations");
         loop {
             let heard = tokio::select! {
