@@ -8,7 +8,7 @@
 //! 1. Starts a Prosody of its own from `config/prosody.cfg.lua` and jidgate
 //!    as a child process (`jidgate serve`, release build), so jidgate's
 //!    memory is measured apart from the clients'.
-//! 2. Chat, both paths through the same Prosody, one after the other:
+//! 2. Chat, four paths through the same Prosody, one after the other:
 //!    two plain XMPP clients (jidgate's own session layer, TCP_NODELAY) and
 //!    two facade users (WebSocket → jidgate → Prosody → jidgate →
 //!    WebSocket, with cumulative acks every 20 pushes); between them, two

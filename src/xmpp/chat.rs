@@ -153,8 +153,8 @@ pub fn build(to: &BareJid, chat: &Chat) -> Message {
 /// `<no-permanent-store/>`: the XMPP server still keeps it in offline
 /// storage for a sender who is away, but does not archive it. Prosody's
 /// mod_mam archives receipts unless told so (ejabberd archives only
-/// messages with a body): a second archive write per message halved chat
-/// throughput, and history (`message.read`) never shows receipts.
+/// messages with a body): archive writes nobody reads, since history
+/// (`message.read`) never shows receipts.
 pub fn receipt(to: &BareJid, id: &str) -> Message {
     let mut msg =
         Message::chat(Some(Jid::from(to.clone()))).with_payload(Received { id: id.to_owned() });
