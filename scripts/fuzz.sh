@@ -7,6 +7,8 @@
 #   scripts/fuzz.sh 20              20 s per target
 #   scripts/fuzz.sh 0 10000000      10 million executions per target
 #   FUZZ_TARGETS="stanza" scripts/fuzz.sh 60
+#   FUZZ_SANITIZER=none ...         without AddressSanitizer (several times
+#                                   faster; for long runs of safe code)
 #
 # Needs a nightly toolchain (rustup toolchain install nightly); installs
 # cargo-fuzz if it is missing. A crash stops the script and leaves the input
@@ -24,12 +26,14 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked --version 0.13.2
 fi
-(cd fuzz && nice -n 10 cargo +nightly fuzz build -O)
+san=()
+if [ -n "${FUZZ_SANITIZER:-}" ]; then san=(-s "$FUZZ_SANITIZER"); fi
+(cd fuzz && nice -n 10 cargo +nightly fuzz build -O "${san[@]}")
 for t in $targets; do
     corpus=$(mktemp -d)
     if [ -n "$runs" ]; then limit="-runs=$runs"; else limit="-max_total_time=$secs"; fi
     log=$(mktemp)
-    (cd fuzz && nice -n 10 cargo +nightly fuzz run -O "$t" "$corpus" "seeds/$t" -- \
+    (cd fuzz && nice -n 10 cargo +nightly fuzz run -O "${san[@]}" "$t" "$corpus" "seeds/$t" -- \
         "$limit" -print_final_stats=1) >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
     runs_done=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
