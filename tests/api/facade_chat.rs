@@ -163,8 +163,7 @@ async fn a_facade_user_and_a_plain_xmpp_client_chat_and_see_each_others_presence
     let app = TestApp::spawn(&xmpp).await;
     let ua = phone(&app, "13800000021", "").await;
     let d = device(&app, "SN-PLAIN-1", "").await;
-    let mut a = Ws::login(&app, &ua.token).await;
-    a.ok("session.start", json!({})).await;
+    let mut a = Ws::started(&app, &ua.token).await;
     let mut p = plain(&xmpp, &d).await;
 
     // Act: the facade user asks; the plain client sees an ordinary
@@ -334,8 +333,7 @@ async fn a_message_to_an_offline_facade_user_arrives_delayed_at_the_next_login(k
     let app = TestApp::spawn(&xmpp).await;
     let ua = phone(&app, "13800000041", "").await;
     let ub = phone(&app, "13800000042", "").await;
-    let mut a = Ws::login(&app, &ua.token).await;
-    a.ok("session.start", json!({})).await;
+    let mut a = Ws::started(&app, &ua.token).await;
 
     // Act
     let sent = a

@@ -52,6 +52,14 @@ impl Ws {
         Self::connect(app, &format!("access_token={token}")).await
     }
 
+    /// Connects with the token in the query and starts the session
+    /// (`session.start` answered with errno 0).
+    pub async fn started(app: &TestApp, token: &str) -> Ws {
+        let mut ws = Self::login(app, token).await;
+        ws.ok("session.start", json!({})).await;
+        ws
+    }
+
     /// Sends a raw frame.
     pub async fn send_raw(&mut self, msg: Message) {
         self.ws.send(msg).await.expect("ws send");

@@ -62,12 +62,10 @@ async fn another_login_of_the_same_user_kicks_the_first(kind: Kind) {
     let app = TestApp::spawn(&xmpp).await;
     let u = phone(&app, "13800000051", "").await;
     let other = phone(&app, "13800000052", "").await;
-    let mut first = Ws::login(&app, &u.token).await;
-    first.ok("session.start", json!({})).await;
+    let mut first = Ws::started(&app, &u.token).await;
 
     // Act
-    let mut second = Ws::login(&app, &u.token).await;
-    second.ok("session.start", json!({})).await;
+    let mut second = Ws::started(&app, &u.token).await;
 
     // Assert: the first hears why and is closed; the second works.
     let kicked = first.push("anotherlogin").await;
@@ -143,8 +141,7 @@ async fn past_the_resume_timeout_unacknowledged_messages_arrive_at_the_next_logi
     let ua = phone(&app, "13800000071", "").await;
     let ub = phone(&app, "13800000072", "").await;
     let mut a = Ws::login(&app, &ua.token).await;
-    let mut b = Ws::login(&app, &ub.token).await;
-    b.ok("session.start", json!({})).await;
+    let mut b = Ws::started(&app, &ub.token).await;
     let ids = send_n(&mut a, &ub.name, 3).await;
     let got = newmsgs(&mut b, 3).await;
     b.ack(&got[0].0).await;
@@ -183,8 +180,7 @@ async fn a_message_the_server_delivers_again_counts_once_as_unread(kind: Kind) {
     let ua = phone(&app, "13800000101", "").await;
     let ub = phone(&app, "13800000102", "").await;
     let mut a = Ws::login(&app, &ua.token).await;
-    let mut b = Ws::login(&app, &ub.token).await;
-    b.ok("session.start", json!({})).await;
+    let mut b = Ws::started(&app, &ub.token).await;
     let ids = send_n(&mut a, &ub.name, 2).await;
     newmsgs(&mut b, 2).await;
     b.drop_abruptly();

@@ -29,8 +29,7 @@ async fn run_example(zlib: bool) {
     let app = TestApp::spawn(&prosody).await;
     let py = phone(&app, "13800000111", "").await;
     let rust = phone(&app, "13800000112", "").await;
-    let mut peer = Ws::login(&app, &rust.token).await;
-    peer.ok("session.start", json!({})).await;
+    let mut peer = Ws::started(&app, &rust.token).await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/examples/facade_client.py"

@@ -36,8 +36,7 @@ async fn history_pages_backwards_and_forwards(kind: Kind) {
     let ua = phone(&app, "13800000081", "").await;
     let ub = phone(&app, "13800000082", "").await;
     let mut a = Ws::login(&app, &ua.token).await;
-    let mut b = Ws::login(&app, &ub.token).await;
-    b.ok("session.start", json!({})).await;
+    let mut b = Ws::started(&app, &ub.token).await;
     for i in 0..5 {
         let (from, to) = if i == 2 {
             (&mut b, &ua.name)
@@ -152,8 +151,7 @@ async fn blocking_stops_messages_until_unblocked(kind: Kind) {
     let ua = phone(&app, "13800000101", "").await;
     let ub = phone(&app, "13800000102", "").await;
     let mut a = Ws::login(&app, &ua.token).await;
-    let mut b = Ws::login(&app, &ub.token).await;
-    b.ok("session.start", json!({})).await;
+    let mut b = Ws::started(&app, &ub.token).await;
 
     // Act: b blocks a; a writes.
     b.ok("user.block", json!({"uid": ua.name})).await;

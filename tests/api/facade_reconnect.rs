@@ -111,8 +111,7 @@ async fn an_xmpp_server_that_stays_down_ends_the_session_after_the_reconnect_tim
     };
     let app = TestApp::spawn_with(&prosody, settings).await;
     let ua = phone(&app, "13800000083", "").await;
-    let mut a = Ws::login(&app, &ua.token).await;
-    a.ok("session.start", json!({})).await;
+    let mut a = Ws::started(&app, &ua.token).await;
 
     // Act
     prosody.kill();

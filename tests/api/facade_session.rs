@@ -94,10 +94,8 @@ async fn with_multi_login_two_sessions_of_one_user_both_stay_and_both_get_messag
     .await;
     let u = phone(&app, "13800000141", "").await;
     let other = phone(&app, "13800000142", "").await;
-    let mut one = Ws::login(&app, &u.token).await;
-    one.ok("session.start", json!({})).await;
-    let mut two = Ws::login(&app, &u.token).await;
-    two.ok("session.start", json!({})).await;
+    let mut one = Ws::started(&app, &u.token).await;
+    let mut two = Ws::started(&app, &u.token).await;
 
     // Act
     let mut o = Ws::login(&app, &other.token).await;
