@@ -324,6 +324,7 @@ impl Task {
                         XmppStreamElement::Stanza(other) => held = self.offer(other),
                         XmppStreamElement::SM(sm::Nonza::Req(_)) => {
                             let h = self.ledger().h();
+                            tracing::trace!(jid = %self.me, h, "XEP-0198: answering <r/>");
                             if stream.send(&super::sm::ack(h)).await.is_err() {
                                 break;
                             }
@@ -369,6 +370,7 @@ impl Task {
             // What the reader handled, and nothing else: the server keeps
             // (and stores offline) the rest.
             let h = self.ledger().h();
+            tracing::debug!(jid = %self.me, h, "XEP-0198: last acknowledgement before closing");
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), stream.send(&super::sm::ack(h))).await;
         }
