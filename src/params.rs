@@ -117,34 +117,55 @@ impl Params {
 /// at any depth. serde_json alone keeps the last of repeated members, so a
 /// signature checker and a handler could read different values.
 pub fn strict_json(bytes: &[u8]) -> Result<Value, Error> {
+    read_json(bytes, Repeated::Refuse).map_err(|e| {
+        if e.to_string().starts_with(DUPLICATE) {
+            Error::Params("a JSON member is given twice".into())
+        } else {
+            Error::Params("body is not valid JSON".into())
+        }
+    })
+}
+
+/// What [`read_json`] does with an object member named twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeated {
+    /// An error starting with [`DUPLICATE`].
+    Refuse,
+    /// The last one counts (serde_json's own behaviour).
+    KeepLast,
+}
+
+/// JSON read into a `Value` by jidgate's own visitor: every member key is
+/// taken as written, and a member named twice refused or the last kept.
+/// serde_json's `Value` reader, with the `raw_value` feature jidgate
+/// enables (for the token service), reads an object whose key is
+/// `$serde_json::private::RawValue` as the JSON text in its value (a
+/// facade `cdata` of `{"$serde_json::private::RawValue":"[1]"}` would come
+/// back as `[1]`); this reader has no such key.
+pub fn read_json(bytes: &[u8], repeated: Repeated) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde::Deserialize::deserialize(&mut de)
-        .and_then(|StrictValue(v)| de.end().map(|()| v))
-        .map_err(|e| {
-            if e.to_string().starts_with(DUPLICATE) {
-                Error::Params("a JSON member is given twice".into())
-            } else {
-                Error::Params("body is not valid JSON".into())
-            }
-        })?;
+    let value = JsonSeed(repeated).deserialize(&mut de)?;
+    de.end()?;
     Ok(value)
 }
 
-/// Start of the error a repeated member raises in [`strict_json`].
+/// Start of the error a repeated member raises in [`read_json`].
 const DUPLICATE: &str = "duplicate member";
 
-/// A JSON value read by a visitor that refuses repeated object members.
-struct StrictValue(Value);
+/// The seed and visitor of [`read_json`].
+#[derive(Clone, Copy)]
+struct JsonSeed(Repeated);
 
-impl<'de> serde::Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StrictValue, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
+impl<'de> serde::de::DeserializeSeed<'de> for JsonSeed {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+impl<'de> serde::de::Visitor<'de> for JsonSeed {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,9 +200,13 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         Ok(Value::Null)
     }
 
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
+        while let Some(v) = seq.next_element_seed(self)? {
             items.push(v);
         }
         Ok(Value::Array(items))
@@ -190,10 +215,10 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
+            if self.0 == Repeated::Refuse && out.contains_key(&key) {
                 return Err(serde::de::Error::custom(DUPLICATE));
             }
-            let StrictValue(v) = map.next_value()?;
+            let v = map.next_value_seed(self)?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::params::{Repeated, read_json};
+
 /// The facade's errnos: seed 003's where it has one (0–4), jidgate's
 /// register-API code where one fits (105, 112, 113), seed 000's 10002, and
 /// the facade's own from 5000.
@@ -130,87 +132,10 @@ pub fn parse(frame: &[u8]) -> Result<Request, (Failure, Value)> {
     Ok(Request { func, parm, cdata })
 }
 
-/// JSON read into a `Value` with every object member taken as written.
-/// serde_json's own `Value` reader, with the `raw_value` feature jidgate
-/// enables (for the token service), reads an object whose first key is
-/// `$serde_json::private::RawValue` as the JSON text in its value: a
-/// `cdata` of `{"$serde_json::private::RawValue":"[1]"}` would come back
-/// as `[1]`, not unchanged. This reader has no such key.
+/// A frame's JSON: every member key as written, a repeated member's last
+/// value (see [`read_json`]).
 fn literal_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Literal.deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
-}
-
-/// The seed and visitor of [`literal_json`]: serde_json's own, but keys
-/// are plain strings.
-struct Literal;
-
-impl<'de> serde::de::DeserializeSeed<'de> for Literal {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(Literal)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Literal {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Literal)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(Literal)?;
-            members.insert(key, value);
-        }
-        Ok(Value::Object(members))
-    }
+    read_json(bytes, Repeated::KeepLast)
 }
 
 /// A reply frame.
