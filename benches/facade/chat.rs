@@ -111,6 +111,18 @@ async fn online_pair(
     (sa, sb)
 }
 
+/// Message `i` as the facade sends it (`chat::build`): text `i`, id `m{i}`.
+fn facade_stanza_for(to: &BareJid, i: usize) -> Message {
+    let c = Chat {
+        id: format!("m{i}"),
+        kind: Kind::Text,
+        content: i.to_string(),
+        media: Media::default(),
+        location: None,
+    };
+    chat::build(to, &c)
+}
+
 /// Two plain XMPP clients (jidgate's own session layer), no stream
 /// management, no receipts: bare `<body/>` messages, or with
 /// `facade_stanza` the facade's own message stanza (`chat::build`: a
@@ -134,14 +146,7 @@ pub async fn direct(conn: &Connector, a: &Account, b: &Account, facade_stanza: b
         let (handle, to) = (handle.clone(), to.clone());
         Box::pin(async move {
             let m = if facade_stanza {
-                let c = Chat {
-                    id: format!("m{i}"),
-                    kind: Kind::Text,
-                    content: i.to_string(),
-                    media: Media::default(),
-                    location: None,
-                };
-                chat::build(&to.to_bare(), &c)
+                facade_stanza_for(&to.to_bare(), i)
             } else {
                 let mut m = Message::chat(Some(to));
                 m.bodies.insert(Lang::default(), i.to_string());
@@ -187,14 +192,7 @@ pub async fn direct_with_receipts(conn: &Connector, a: &Account, b: &Account) ->
     let send: Send = Box::new(move |i| {
         let (handle, to) = (handle.clone(), to.clone());
         Box::pin(async move {
-            let c = Chat {
-                id: format!("m{i}"),
-                kind: Kind::Text,
-                content: i.to_string(),
-                media: Media::default(),
-                location: None,
-            };
-            handle.send(chat::build(&to, &c)).await.unwrap();
+            handle.send(facade_stanza_for(&to, i)).await.unwrap();
         })
     });
     measure(send, &mut rx).await

@@ -9,11 +9,13 @@
 
 #![no_main]
 
+#[path = "common/iq_round_trip.rs"]
+mod common;
+
 use jidgate::facade::functions::xml_char;
 use jidgate::xmpp::chat::{self, Chat, Incoming, Kind, Media};
 use jidgate::xmpp::vcard::{self, Profile};
 use libfuzzer_sys::fuzz_target;
-use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::minidom::Element;
@@ -22,21 +24,6 @@ use xmpp_parsers::minidom::Element;
 fn message_round_trip(msg: Message) -> Message {
     let bytes = xso::to_vec(&msg).expect("serializes");
     xso::from_bytes::<Message>(&bytes).expect("parses back")
-}
-
-/// Serializes an IQ set as the stream would and reads its payload back.
-fn iq_round_trip(payload: Element) -> Element {
-    let iq = Iq::Set {
-        from: None,
-        to: None,
-        id: "fuzz-1".into(),
-        payload,
-    };
-    let bytes = xso::to_vec(&iq).expect("serializes");
-    match xso::from_bytes::<Iq>(&bytes).expect("parses back") {
-        Iq::Set { payload, .. } => payload,
-        other => panic!("came back as {other:?}"),
-    }
 }
 
 fn chat_back(to: &BareJid, sent: &Chat) -> Chat {
@@ -100,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
     let empty = Element::builder("vCard", vcard::NS).build();
     let sent = vcard::merge(&empty, &changes);
     let children = sent.children().count();
-    let back = iq_round_trip(sent);
+    let back = common::iq_round_trip(sent);
     assert_eq!(back.children().count(), children, "nothing injected");
     let got = Profile::from_vcard(&back);
     let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());

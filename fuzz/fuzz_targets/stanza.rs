@@ -5,29 +5,16 @@
 
 #![no_main]
 
+#[path = "common/iq_round_trip.rs"]
+mod common;
+
 use jidgate::fields::{Des, Password};
 use jidgate::xmpp::{admin, roster};
 use libfuzzer_sys::fuzz_target;
 use xmpp_parsers::data_forms::DataForm;
-use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::roster::Roster;
-
-/// Serializes an IQ set as the stream would and reads it back.
-fn round_trip(payload: Element) -> Element {
-    let iq = Iq::Set {
-        from: None,
-        to: None,
-        id: "fuzz-1".into(),
-        payload,
-    };
-    let bytes = xso::to_vec(&iq).expect("serializes");
-    match xso::from_bytes::<Iq>(&bytes).expect("parses back") {
-        Iq::Set { payload, .. } => payload,
-        other => panic!("came back as {other:?}"),
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -36,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let jid = BareJid::new("d.abcdefgh@example.org").unwrap();
     if let Ok(des) = Des::parse(text) {
         let sent = roster::set_item_query(&jid, des.as_str(), "devices");
-        let back = Roster::try_from(round_trip(sent)).expect("a roster query");
+        let back = Roster::try_from(common::iq_round_trip(sent)).expect("a roster query");
         assert_eq!(back.items.len(), 1);
         let item = &back.items[0];
         let name = item.name.as_deref().unwrap_or("");
@@ -47,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if Password::parse(text).is_ok() {
         let sent = admin::add_user_command(&jid, text);
-        let back = round_trip(sent);
+        let back = common::iq_round_trip(sent);
         let forms: Vec<&Element> = back.children().collect();
         assert_eq!(forms.len(), 1, "one form, nothing injected");
         let form = DataForm::try_from(forms[0].clone()).expect("a data form");
