@@ -27,14 +27,14 @@ use xmpp_parsers::starttls;
 use xmpp_parsers::stream_features::StreamFeatures;
 
 use super::session::{Session, SessionOptions};
+use super::stream::FallibleStream;
+use super::{XmppError, iq};
+use crate::config::{XmppConfig, XmppSecurity};
 
 /// Read and write buffer of each XMPP connection (tokio's default is
 /// 8 KiB each way). Sessions are mostly idle and stanzas small; a larger
 /// stanza is read in several fills or written past the buffer.
 const STREAM_BUFFER: usize = 4096;
-use super::stream::FallibleStream;
-use super::{XmppError, iq};
-use crate::config::{XmppConfig, XmppSecurity};
 
 /// How to reach the XMPP server: address, domain, TLS.
 #[derive(Clone)]

@@ -72,7 +72,7 @@ pub async fn info(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
 /// fields; the others stay.
 pub async fn update(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     // The profile read at login is no longer the one to show.
-    crate::facade::live::lock(&live.first_user).take();
+    lock(&live.first_user).take();
     let sex = match p.opt_u64("sex")? {
         None => None,
         Some(s @ 0..=2) => Some(s.to_string()),
