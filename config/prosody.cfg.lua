@@ -51,11 +51,12 @@ modules_enabled = {
 -- Unacknowledged stanzas of a facade session that ends are stored offline
 -- (mod_smacks hands them to mod_offline when it was the user's last
 -- session); jidgate never asks to resume at the XMPP level. mod_smacks
--- keeps at most this many unacknowledged stanzas per session and silently
--- forgets the oldest beyond it (then lost as pushes if the session ends
--- unacknowledged): keep it above the largest offline backlog expected
--- (docs/facade.md, "At-least-once delivery").
-smacks_max_queue_size = 2000
+-- keeps at most smacks_max_queue_size (default 500) unacknowledged
+-- stanzas per session and silently forgets the oldest beyond it; jidgate
+-- catches up on those from the archive (mod_mam) at the next login
+-- (docs/facade.md, "Catching up from the archive"), so the default
+-- stands: each slot costs every session memory (16 bytes, allocated when
+-- stream management is enabled).
 -- No in-band registration (XEP-0077) of any kind. jidgate alone creates,
 -- deletes and re-keys accounts (XEP-0133 over its admin session, which uses
 -- mod_admin_adhoc, not mod_register). mod_register would let every logged-in

@@ -28,6 +28,10 @@ pub struct FacadeConfig {
     /// Pushes not yet acknowledged by the client before jidgate stops
     /// reading from the XMPP server (backpressure).
     pub max_unacked: usize,
+    /// Most archived messages one login catches up on (pushed as
+    /// `newmsg` with `delayed`) after the newest one the phone
+    /// acknowledged; 0 turns the catch-up off (docs/facade.md).
+    pub catchup_max: usize,
     /// Several facade logins of one user at once, each with its own XMPP
     /// resource; when false, a new login replaces the previous one.
     pub multi_login: bool,
@@ -58,6 +62,7 @@ impl Default for FacadeConfig {
             idle_timeout: 120,
             resume_timeout: 120,
             max_unacked: 400,
+            catchup_max: 2000,
             multi_login: false,
             friends_only: false,
             search_prefix: false,

@@ -1,6 +1,7 @@
 //! The facade's own tables: friend events (`facade_event`, read by
 //! `event.read`) and unread counts per contact (`facade_unread`, each
-//! message counted once by its id: `facade_unread_msg`).
+//! message counted once by its id: `facade_unread_msg`) and where the
+//! catch-up from the archive starts (`facade_cursor`).
 
 use sqlx::FromRow;
 
@@ -195,4 +196,32 @@ pub async fn names_with_prefix(db: &Db, prefix: &str, limit: i64) -> Result<Vec<
     .bind(limit)
     .fetch_all(pool)
     .await)?)
+}
+
+/// Where an account's catch-up from the archive starts: the archive id
+/// of the newest message its phone acknowledged (docs/facade.md).
+pub async fn cursor(db: &Db, account_id: i64) -> Result<Option<String>, Error> {
+    let row: Option<(String,)> = on_pool!(db, pool => sqlx::query_as(
+        "select archive_id from facade_cursor where account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Moves an account's catch-up cursor.
+pub async fn set_cursor(db: &Db, account_id: i64, archive_id: &str, now: i64) -> Result<(), Error> {
+    on_pool!(db, pool => sqlx::query(
+        "insert into facade_cursor (account_id, archive_id, updated_at) values ($1, $2, $3) \
+         on conflict (account_id) do update set \
+         archive_id = excluded.archive_id, updated_at = excluded.updated_at",
+    )
+    .bind(account_id)
+    .bind(archive_id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }

@@ -9,7 +9,7 @@
 //! `facade.max_unacked` queued pushes, the XMPP reader waits (and with it
 //! the XMPP stream: backpressure, never loss).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,15 +28,35 @@ pub enum Out {
     Close,
 }
 
+/// Where a push came from: what its acknowledgement settles.
+#[derive(Debug, Default)]
+pub struct Origin {
+    /// The inbound stanza it came from (for `SessionHandle::handled`).
+    pub seq: Option<u64>,
+    /// A receipt (XEP-0184) to send once the phone has the message.
+    pub receipt: Option<(BareJid, String)>,
+    /// The message's id in the user's archive (`facade::catchup`).
+    pub archive: Option<String>,
+    /// Acknowledging it moves the catch-up cursor to `archive`.
+    pub moves_cursor: bool,
+}
+
+impl Origin {
+    /// A push from inbound stanza `seq`.
+    pub fn stanza(seq: u64) -> Origin {
+        Origin {
+            seq: Some(seq),
+            ..Origin::default()
+        }
+    }
+}
+
 /// A push waiting for its acknowledgement.
 #[derive(Debug)]
 pub struct Pending {
     pub pid: u64,
     frame: String,
-    /// The inbound stanza it came from (for `SessionHandle::handled`).
-    pub seq: Option<u64>,
-    /// A receipt (XEP-0184) to send once the phone has the message.
-    pub receipt: Option<(BareJid, String)>,
+    pub origin: Origin,
 }
 
 #[derive(Default)]
@@ -68,19 +88,15 @@ impl Delivery {
     }
 
     /// Queues a push and sends it if a socket is attached. A push from an
-    /// XMPP stanza (`seq`) waits while the queue is full.
-    pub async fn push(
-        &self,
-        type_: &str,
-        data: &Value,
-        seq: Option<u64>,
-        receipt: Option<(BareJid, String)>,
-    ) -> u64 {
+    /// XMPP stanza or the archive waits while the queue is full.
+    pub async fn push(&self, type_: &str, data: &Value, origin: Origin) -> u64 {
+        let waits = origin.seq.is_some() || origin.archive.is_some();
+        let mut origin = Some(origin);
         loop {
             let room = self.room.notified();
             {
                 let mut st = self.state();
-                if seq.is_none() || st.queue.len() < self.max_unacked {
+                if !waits || st.queue.len() < self.max_unacked {
                     st.next_pid += 1;
                     let pid = st.next_pid;
                     let frame = envelope::push(type_, data, pid);
@@ -90,8 +106,7 @@ impl Delivery {
                     st.queue.push_back(Pending {
                         pid,
                         frame,
-                        seq,
-                        receipt,
+                        origin: origin.take().unwrap_or_default(),
                     });
                     return pid;
                 }
@@ -120,6 +135,15 @@ impl Delivery {
             self.room.notify_waiters();
         }
         done
+    }
+
+    /// The archive ids of the pushes waiting for acknowledgement.
+    pub fn pending_archived(&self) -> HashSet<String> {
+        let st = self.state();
+        st.queue
+            .iter()
+            .filter_map(|p| p.origin.archive.clone())
+            .collect()
     }
 
     /// The highest pid given out so far.
@@ -165,11 +189,14 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         d.attach(tx.clone(), 0);
         for i in 0..3 {
-            d.push("newmsg", &serde_json::json!({ "i": i }), Some(i), None)
+            d.push("newmsg", &serde_json::json!({ "i": i }), Origin::stanza(i))
                 .await;
         }
         let acked = d.ack(1);
-        assert_eq!(acked.iter().map(|p| p.seq).collect::<Vec<_>>(), [Some(0)]);
+        assert_eq!(
+            acked.iter().map(|p| p.origin.seq).collect::<Vec<_>>(),
+            [Some(0)]
+        );
         d.detach(&tx);
         while rx.try_recv().is_ok() {}
         let (tx2, mut rx2) = mpsc::unbounded_channel();

@@ -17,7 +17,8 @@ use xmpp_parsers::presence::Type as PresenceType;
 use xmpp_parsers::roster::{Ask, Roster, Subscription};
 use xmpp_parsers::stanza::Stanza;
 
-use super::delivery::Out;
+use super::catchup;
+use super::delivery::{Origin, Out};
 use super::envelope::errno;
 use super::live::{Live, lock};
 use crate::backoff::Backoff;
@@ -87,7 +88,7 @@ const FINAL: [&str; 3] = ["ResourceConstraint", "NotAuthorized", "PolicyViolatio
 /// Ends the session with a last push and closes the socket.
 async fn finish(live: &Live, type_: &str, data: &Value) {
     live.stop.cancel();
-    live.delivery.push(type_, data, None, None).await;
+    live.delivery.push(type_, data, Origin::default()).await;
     live.delivery.send(Out::Close);
 }
 
@@ -107,7 +108,9 @@ async fn reconnect(
         _ => "connection lost".to_owned(),
     };
     let data = json!({"state": "reconnecting", "reason": reason});
-    live.delivery.push("xmpp_state", &data, None, None).await;
+    live.delivery
+        .push("xmpp_state", &data, Origin::default())
+        .await;
     let started = tokio::time::Instant::now();
     let give_up = started + Duration::from_secs(cfg.reconnect_timeout);
     let mut backoff = Backoff::new(
@@ -139,12 +142,17 @@ async fn reconnect(
         match attempt {
             Err(_) => return Err(gone()),
             Ok(Ok((session, generation))) => {
-                if live.announce().await.is_err() {
+                let found = catchup::collect(live).await;
+                let announced = live.announce().await;
+                catchup::deliver(live, found);
+                if announced.is_err() {
                     // Dropped again at once: the next round notices.
                     tracing::info!("facade XMPP stream dropped right after reconnecting");
                 }
                 let data = json!({"state": "connected"});
-                live.delivery.push("xmpp_state", &data, None, None).await;
+                live.delivery
+                    .push("xmpp_state", &data, Origin::default())
+                    .await;
                 return Ok((session, generation));
             }
             Ok(Err(f)) if f.errno == errno::SESSION || f.errno == errno::JID_PASSWORD => {
@@ -229,42 +237,65 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
         let Some(id) = &m.id else { return false };
         let uid = live.names.uid_of(live.app(), &from).await;
         let data = json!({"uid": uid, "msgid": id.0});
-        live.delivery.push("msgfail", &data, Some(seq), None).await;
+        live.delivery
+            .push("msgfail", &data, Origin::stanza(seq))
+            .await;
         return true;
     }
-    let Some(incoming) = chat::read(&m, || format!("x-{seq}-{}", now())) else {
+    let archive_id = chat::archive_id(&m, &live.me);
+    let fallback = || {
+        archive_id
+            .clone()
+            .unwrap_or_else(|| format!("x-{seq}-{}", now()))
+    };
+    let Some(incoming) = chat::read(&m, fallback) else {
         return false;
     };
     let uid = live.names.uid_of(live.app(), &from).await;
-    let (type_, data, receipt) = match incoming {
+    let mut origin = Origin::stanza(seq);
+    let (type_, data) = match incoming {
         Incoming::Chat {
             chat,
             delayed,
             wants_receipt,
         } => {
-            // Counted beside delivery, never in its way; once per msgid
-            // (the server may deliver a message again).
-            let (db, id, peer) = (live.app().db.clone(), live.account.id, uid.clone());
-            let msgid = chat.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
-                    tracing::warn!(error = %e, "unread count not kept");
+            if let Some(a) = archive_id {
+                // A catch-up from the archive pushes it already (and
+                // the archive keeps it until the phone has it).
+                if live.catchup.claimed(&a) {
+                    return false;
                 }
-            });
+                origin.moves_cursor = live.catchup.moves_cursor();
+                origin.archive = Some(a);
+            }
+            count_unread(live, &uid, &chat.id);
             let time = delayed.unwrap_or_else(now);
             let data = json!({ "message": message_json(&chat, &uid, time, delayed.is_some()) });
-            let receipt = wants_receipt.then(|| (from.clone(), chat.id.clone()));
-            ("newmsg", data, receipt)
+            origin.receipt = wants_receipt.then(|| (from.clone(), chat.id.clone()));
+            ("newmsg", data)
         }
-        Incoming::Receipt(id) => ("msgack", json!({"uid": uid, "msgid": id}), None),
-        Incoming::Displayed(id) => ("read", json!({"uid": uid, "msgid": id}), None),
+        Incoming::Receipt(id) => ("msgack", json!({"uid": uid, "msgid": id})),
+        Incoming::Displayed(id) => ("read", json!({"uid": uid, "msgid": id})),
         Incoming::State(state) => {
             let state = format!("{state:?}").to_lowercase();
-            ("typing", json!({"uid": uid, "state": state}), None)
+            ("typing", json!({"uid": uid, "state": state}))
         }
     };
-    live.delivery.push(type_, &data, Some(seq), receipt).await;
+    live.delivery.push(type_, &data, origin).await;
     true
+}
+
+/// One more unread message `msgid` from `uid`, counted beside delivery,
+/// never in its way; once per msgid (the server may deliver a message
+/// again, and a catch-up may push it too).
+pub fn count_unread(live: &Live, uid: &str, msgid: &str) {
+    let (db, id) = (live.app().db.clone(), live.account.id);
+    let (peer, msgid) = (uid.to_owned(), msgid.to_owned());
+    tokio::spawn(async move {
+        if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
+            tracing::warn!(error = %e, "unread count not kept");
+        }
+    });
 }
 
 async fn presence_seen(live: &Arc<Live>, seq: u64, seen: Seen) -> bool {
@@ -317,7 +348,9 @@ async fn online(live: &Arc<Live>, seq: u64, from: BareJid, on: bool) -> bool {
     }
     let uid = live.names.uid_of(live.app(), &from).await;
     let data = json!({"uid": uid, "online": on, "time": t});
-    live.delivery.push("presence", &data, Some(seq), None).await;
+    live.delivery
+        .push("presence", &data, Origin::stanza(seq))
+        .await;
     true
 }
 
@@ -335,7 +368,9 @@ async fn event(live: &Arc<Live>, seq: u64, type_: &str, uid: &str, note: &str) -
     };
     let data =
         json!({"event": {"type": type_, "eid": eid, "uid": uid, "note": note, "create_time": t}});
-    live.delivery.push("event", &data, Some(seq), None).await;
+    live.delivery
+        .push("event", &data, Origin::stanza(seq))
+        .await;
     true
 }
 

@@ -14,6 +14,7 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster::{Item, Subscription};
 
 use super::Facade;
+use super::catchup::CatchUp;
 use super::delivery::Delivery;
 use super::envelope::{Failure, errno};
 use super::names::Names;
@@ -69,6 +70,8 @@ pub struct Live {
     /// screen: after it, offline messages may fill the stream until the
     /// phone acknowledges them, and an IQ reply would wait behind them.
     pub first_user: Mutex<Option<serde_json::Value>>,
+    /// The catch-up from the archive and its cursor.
+    pub catchup: CatchUp,
     pub stop: CancellationToken,
 }
 
@@ -114,6 +117,7 @@ impl Live {
             roster: Mutex::new(items.into_iter().map(|i| (i.jid.clone(), i)).collect()),
             online: Mutex::default(),
             first_user: Mutex::default(),
+            catchup: CatchUp::default(),
             stop: CancellationToken::new(),
             account,
             facade: facade.clone(),

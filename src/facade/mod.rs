@@ -12,9 +12,12 @@
 //!   `facade.resume_timeout`.
 //! - [`inbound`]: XMPP stanzas as pushes.
 //! - [`delivery`]: pids, acknowledgements, replay on resume.
+//! - [`catchup`]: at login, what the archive holds after the newest
+//!   message the phone acknowledged.
 //! - [`names`]: uids ↔ JIDs.
 //! - [`functions`]: the functions, one file per family.
 
+pub mod catchup;
 pub mod codec;
 pub mod delivery;
 pub mod envelope;

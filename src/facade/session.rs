@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::Facade;
+use super::catchup;
 use super::codec::{Codec, Incoming};
-use super::delivery::Out;
+use super::delivery::{Origin, Out};
 use super::envelope::{self, Failure, Request, errno};
 use super::functions;
 use super::inbound;
@@ -132,7 +133,9 @@ async fn check_token(live: &Arc<Live>) {
     let tokens = &live.app().tokens;
     if tokens.verify(token.expose_secret(), now()).await.is_err() {
         let data = json!({"reason": "access token expired or revoked"});
-        live.delivery.push("session_end", &data, None, None).await;
+        live.delivery
+            .push("session_end", &data, Origin::default())
+            .await;
         live.delivery.send(Out::Close);
         live.end();
     }
@@ -236,11 +239,15 @@ impl Conn {
             .await?;
         let (live, session) = Live::login(self.facade.clone(), token, info).await?;
         tokio::spawn(inbound::read(live.clone(), session));
-        // Before initial presence, while the stream is still quiet.
-        *lock(&live.first_user) = functions::user::own_info(&live).await.ok();
+        // Before initial presence, while the stream is still quiet; the
+        // catch-up claims what it will push before the server's offline
+        // delivery starts.
+        let (user, found) = tokio::join!(functions::user::own_info(&live), catchup::collect(&live));
+        *lock(&live.first_user) = user.ok();
         live.announce().await?;
         let acked = live.delivery.attach(self.out.clone(), 0);
         functions::session::acknowledged(&live, acked);
+        catchup::deliver(&live, found);
         self.live = Some(live.clone());
         Ok(live)
     }

@@ -26,6 +26,7 @@ use xmpp_parsers::minidom::Element;
 use xmpp_parsers::minidom::rxml::NcName;
 use xmpp_parsers::oob::Oob;
 use xmpp_parsers::receipts::{Received, Request};
+use xmpp_parsers::stanza_id::StanzaId;
 
 /// jidgate's media element namespace.
 pub const MEDIA_NS: &str = "urn:jidgate:media:0";
@@ -191,6 +192,19 @@ pub enum Incoming {
     State(ChatState),
 }
 
+/// The id under which `archive`'s owner (a bare JID: the user's own
+/// archive) stored the message (XEP-0359 `<stanza-id by=…/>`, which the
+/// server adds when it archives a message for the recipient, XEP-0313);
+/// a stanza-id by anyone else is ignored.
+pub fn archive_id(msg: &Message, archive: &BareJid) -> Option<String> {
+    msg.payloads
+        .iter()
+        .filter(|p| p.is("stanza-id", xmpp_parsers::ns::SID))
+        .filter_map(|p| StanzaId::try_from(p.clone()).ok())
+        .find(|s| s.by.resource().is_none() && s.by.to_bare() == *archive)
+        .map(|s| s.id)
+}
+
 /// Reads an inbound `chat` or `normal` message (anything else is `None`).
 /// `fallback_id` names a message that came without an id.
 pub fn read(msg: &Message, fallback_id: impl FnOnce() -> String) -> Option<Incoming> {
@@ -282,6 +296,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_archive_id_is_the_one_the_users_own_archive_gave() {
+        let me = BareJid::new("b@example.test").unwrap();
+        let xml = "<message xmlns='jabber:client' type='chat' from='a@example.test/x' id='m1'>\
+            <body>hi</body>\
+            <stanza-id xmlns='urn:xmpp:sid:0' by='a@example.test' id='theirs'/>\
+            <stanza-id xmlns='urn:xmpp:sid:0' by='b@example.test/facade' id='forged'/>\
+            <stanza-id xmlns='urn:xmpp:sid:0' by='b@example.test' id='ours'/></message>";
+        let msg = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(archive_id(&msg, &me).as_deref(), Some("ours"));
+        let other = BareJid::new("c@example.test").unwrap();
+        assert_eq!(archive_id(&msg, &other), None);
     }
 
     #[test]

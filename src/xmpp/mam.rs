@@ -24,6 +24,8 @@ pub enum Page {
     Before(Option<String>),
     /// The oldest messages after this archive id.
     After(String),
+    /// The oldest messages of the archive.
+    Oldest,
 }
 
 /// One archived message: its archive id, when it was stored, the message.
@@ -42,22 +44,23 @@ pub struct Found {
     pub complete: bool,
 }
 
-/// The messages exchanged with `with`, one page of at most `max`.
+/// The messages exchanged with `with` (every correspondent: `None`), one
+/// page of at most `max`.
 pub async fn query(
     session: &mut Session,
-    with: &BareJid,
+    with: Option<&BareJid>,
     page: Page,
     max: usize,
 ) -> Result<Found, XmppError> {
     let queryid = iq::new_id();
-    let form = DataForm::new(
-        DataFormType::Submit,
-        xmpp_parsers::ns::MAM,
-        vec![Field::text_single("with", with.as_str())],
-    );
+    let fields = with
+        .map(|w| vec![Field::text_single("with", w.as_str())])
+        .unwrap_or_default();
+    let form = DataForm::new(DataFormType::Submit, xmpp_parsers::ns::MAM, fields);
     let (before, after) = match page {
         Page::Before(b) => (Some(b.unwrap_or_default()), None),
         Page::After(a) => (None, Some(a)),
+        Page::Oldest => (None, None),
     };
     let q = Query {
         queryid: Some(QueryId(queryid.clone())),

@@ -113,7 +113,7 @@ async fn two_facade_users_become_friends_and_chat_both_ways_with_receipts(kind: 
     // carry <no-permanent-store/>; Prosody archives receipts otherwise).
     let mut s = plain(&xmpp, &ua).await;
     let with = BareJid::new(&ub.jid).unwrap();
-    let found = mam::query(&mut s, &with, mam::Page::Before(None), 50)
+    let found = mam::query(&mut s, Some(&with), mam::Page::Before(None), 50)
         .await
         .unwrap();
     let receipts = found

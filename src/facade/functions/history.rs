@@ -58,7 +58,7 @@ async fn collect(
     let mut out: VecDeque<Value> = VecDeque::new();
     let mut complete = false;
     for _ in 0..MAX_ROUNDS {
-        let found = mam::query(session, jid, page.clone(), count).await?;
+        let found = mam::query(session, Some(jid), page.clone(), count).await?;
         let (Some(first), Some(last)) = (found.items.first(), found.items.last()) else {
             complete = true;
             break;

@@ -59,17 +59,25 @@ pub fn ack(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
     Ok(json!({"pid": pid}))
 }
 
-/// What the phone now has: the XMPP server may forget those stanzas, and
-/// senders who asked get their receipts (XEP-0184).
+/// What the phone now has: the XMPP server may forget those stanzas,
+/// senders who asked get their receipts (XEP-0184), and the catch-up
+/// cursor moves to the newest archived message among them.
 pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     let mut receipts = Vec::new();
+    let mut archived = None;
     for p in done {
-        if let Some(seq) = p.seq {
+        if let Some(seq) = p.origin.seq {
             live.handled(seq);
         }
-        if let Some((to, id)) = p.receipt {
+        if let Some((to, id)) = p.origin.receipt {
             receipts.push(chat::receipt(&to, &id));
         }
+        if p.origin.moves_cursor {
+            archived = p.origin.archive.or(archived);
+        }
+    }
+    if let Some(a) = archived {
+        live.catchup.acknowledged(live, a);
     }
     if receipts.is_empty() {
         return;

@@ -1,0 +1,288 @@
+//! Catching up from the archive at login, so that no message is lost
+//! where the XMPP server fails to keep what a session left
+//! unacknowledged (docs/facade.md, "Catching up from the archive").
+//!
+//! The server archives every chat message for its recipient (XEP-0313)
+//! and stamps the copy it delivers with the archive id (XEP-0359
+//! `<stanza-id by='user@domain'/>`). jidgate keeps, per account, a
+//! **cursor**: the archive id of the newest message the phone has
+//! acknowledged (`facade_cursor`). At each login, before initial
+//! presence, [`collect`] reads what the archive holds after the cursor (on
+//! a short session of its own, see `xmpp::mam`) and claims those ids;
+//! after initial presence, [`deliver`] pushes them (`newmsg`, `delayed`)
+//! in archive order, under the same backpressure as any push. The
+//! server's own delivery of a claimed message (offline storage, a resend)
+//! is not pushed again: the reader acknowledges it to the server at once,
+//! since the archive still holds it until the phone acknowledges the
+//! catch-up's push.
+//!
+//! The cursor moves only over a contiguous stretch of the archive: while
+//! a catch-up is pushing, only its own pushes move it (they come in
+//! archive order and acknowledgements are cumulative); otherwise any
+//! pushed message with an archive id does (the server delivers in archive
+//! order). An account without a cursor (its first facade session) catches
+//! up from the archive's oldest message: a server may deliver live
+//! messages before its offline backlog, so no message pushed first can
+//! stand for "everything before it was seen".
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use xmpp_parsers::jid::BareJid;
+
+use super::delivery::Origin;
+use super::inbound::{count_unread, message_json};
+use super::live::{Live, lock};
+use crate::binding::login_with;
+use crate::clock::now;
+use crate::crypto::random_token;
+use crate::db::facade as store;
+use crate::xmpp::chat::{self, Incoming};
+use crate::xmpp::mam::{self, Page};
+use crate::xmpp::{Session, SessionOptions, XmppError};
+
+/// Archive results asked for per query (Prosody and ejabberd both answer
+/// at most 50 by default).
+const PAGE: usize = 50;
+
+/// A session's catch-up state.
+#[derive(Default)]
+pub struct CatchUp {
+    /// Archive ids a catch-up of this session pushes (or will): the server
+    /// delivering one of them again is not pushed twice.
+    claimed: Mutex<HashSet<String>>,
+    /// Catch-ups pushing now: while one does, only its pushes move the
+    /// cursor.
+    running: AtomicUsize,
+    cursor: Mutex<Cursor>,
+}
+
+#[derive(Default)]
+struct Cursor {
+    /// Read from the database (at the first login of this session).
+    loaded: bool,
+    /// Where the cursor should be (an archive id; `None`: before the
+    /// oldest).
+    want: Option<String>,
+    /// What the database holds.
+    stored: Option<String>,
+    /// A task is writing `want` to the database.
+    writing: bool,
+}
+
+/// One archived message found after the cursor.
+pub struct Found {
+    archive_id: String,
+    from: BareJid,
+    uid: String,
+    msgid: String,
+    data: Value,
+    receipt: bool,
+}
+
+impl CatchUp {
+    /// The server delivered archived message `archive_id`: whether a
+    /// catch-up pushes it already.
+    pub fn claimed(&self, archive_id: &str) -> bool {
+        lock(&self.claimed).contains(archive_id)
+    }
+
+    /// Whether acknowledging a push of an archived message from the
+    /// server should move the cursor: not while a catch-up is pushing (its
+    /// own pushes move it then).
+    pub fn moves_cursor(&self) -> bool {
+        self.running.load(Ordering::SeqCst) == 0
+    }
+
+    /// The phone acknowledged the push of archived message `archive_id`
+    /// (the newest of an acknowledgement).
+    pub fn acknowledged(&self, live: &Arc<Live>, archive_id: String) {
+        lock(&self.cursor).want = Some(archive_id);
+        write(live);
+    }
+}
+
+/// How often a session writes its cursor at most.
+const WRITE_EVERY: Duration = Duration::from_secs(1);
+
+/// Writes the wanted cursor, one writer at a time (acknowledgements come
+/// often; the newest wins).
+fn write(live: &Arc<Live>) {
+    {
+        let mut c = lock(&live.catchup.cursor);
+        if c.writing || !c.loaded {
+            return;
+        }
+        c.writing = true;
+    }
+    let live = live.clone();
+    tokio::spawn(async move {
+        loop {
+            // At most one write a second: a crash costs duplicates only.
+            tokio::time::sleep(WRITE_EVERY).await;
+            let next = {
+                let mut c = lock(&live.catchup.cursor);
+                if c.want == c.stored {
+                    c.writing = false;
+                    return;
+                }
+                c.want.clone()
+            };
+            let Some(id) = next.clone() else {
+                lock(&live.catchup.cursor).writing = false;
+                return;
+            };
+            let db = &live.app().db;
+            if let Err(e) = store::set_cursor(db, live.account.id, &id, now()).await {
+                tracing::warn!(error = %e, "facade catch-up cursor not kept");
+                lock(&live.catchup.cursor).writing = false;
+                return;
+            }
+            lock(&live.catchup.cursor).stored = next;
+        }
+    });
+}
+
+/// Before initial presence: the archived chat messages after the cursor
+/// (at most `facade.catchup_max`, oldest first), claimed so that the
+/// server's own delivery of them is not pushed too. Nothing when the
+/// catch-up is off; a failure is logged and skipped (the server's
+/// delivery still runs).
+pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
+    let max = live.app().config.facade.catchup_max;
+    if max == 0 {
+        return Vec::new();
+    }
+    let cursor = {
+        let c = lock(&live.catchup.cursor);
+        c.loaded.then(|| c.want.clone())
+    };
+    let cursor = match cursor {
+        Some(c) => c,
+        None => match store::cursor(&live.app().db, live.account.id).await {
+            Ok(c) => {
+                let mut st = lock(&live.catchup.cursor);
+                (st.loaded, st.want, st.stored) = (true, c.clone(), c.clone());
+                c
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "facade catch-up cursor not read");
+                return Vec::new();
+            }
+        },
+    };
+    let app = live.app();
+    let resource = format!("facade-catchup-{}", random_token::<6>());
+    let mut session =
+        match login_with(app, &live.account, &resource, SessionOptions::default()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "facade catch-up: no archive session");
+                return Vec::new();
+            }
+        };
+    tracing::debug!(?cursor, "facade catch-up reads the archive");
+    let found = read_after(live, &mut session, cursor, max).await;
+    session.close().await;
+    let mut found = match found {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "facade catch-up: archive not read");
+            return Vec::new();
+        }
+    };
+    // Pushes still waiting (from before a reconnection) stay as they are:
+    // the phone gets them on resume, and acknowledging a later push
+    // acknowledges them too.
+    let pending = live.delivery.pending_archived();
+    found.retain(|f| !pending.contains(&f.archive_id));
+    tracing::debug!(found = found.len(), "facade catch-up");
+    if !found.is_empty() {
+        let mut claimed = lock(&live.catchup.claimed);
+        if claimed.len() > 2 * max {
+            claimed.clear();
+        }
+        claimed.extend(found.iter().map(|f| f.archive_id.clone()));
+        live.catchup.running.fetch_add(1, Ordering::SeqCst);
+    }
+    found
+}
+
+/// Reads the archive after `cursor` (from its oldest message: `None`).
+async fn read_after(
+    live: &Arc<Live>,
+    session: &mut Session,
+    cursor: Option<String>,
+    max: usize,
+) -> Result<Vec<Found>, XmppError> {
+    let mut page = cursor.map_or(Page::Oldest, Page::After);
+    let mut out = Vec::new();
+    while out.len() < max {
+        let found = mam::query(session, None, page, PAGE).await?;
+        let Some(last) = found.items.last() else {
+            break;
+        };
+        page = Page::After(last.archive_id.clone());
+        for item in found.items {
+            let Some(from) = item.message.from.as_ref().map(|f| f.to_bare()) else {
+                continue;
+            };
+            if from == live.me {
+                continue;
+            }
+            let fallback = || item.archive_id.clone();
+            let Some(Incoming::Chat {
+                chat,
+                wants_receipt,
+                ..
+            }) = chat::read(&item.message, fallback)
+            else {
+                continue;
+            };
+            let uid = live.names.uid_of(live.app(), &from).await;
+            let time = item.stamp.unwrap_or_else(now);
+            out.push(Found {
+                data: json!({ "message": message_json(&chat, &uid, time, true) }),
+                archive_id: item.archive_id,
+                from,
+                uid,
+                msgid: chat.id,
+                receipt: wants_receipt,
+            });
+        }
+        if found.complete {
+            break;
+        }
+    }
+    out.truncate(max);
+    Ok(out)
+}
+
+/// After initial presence: pushes what [`collect`] found, in order,
+/// waiting for room like any push from the server.
+pub fn deliver(live: &Arc<Live>, found: Vec<Found>) {
+    if found.is_empty() {
+        return;
+    }
+    let live = live.clone();
+    tokio::spawn(async move {
+        for f in found {
+            count_unread(&live, &f.uid, &f.msgid);
+            let origin = Origin {
+                seq: None,
+                receipt: f.receipt.then(|| (f.from.clone(), f.msgid.clone())),
+                archive: Some(f.archive_id),
+                moves_cursor: true,
+            };
+            tokio::select! {
+                _ = live.stop.cancelled() => break,
+                _ = live.delivery.push("newmsg", &f.data, origin) => {}
+            }
+        }
+        live.catchup.running.fetch_sub(1, Ordering::SeqCst);
+    });
+}
