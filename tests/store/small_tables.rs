@@ -1,5 +1,5 @@
-//! Nonces, captchas, bind codes, repair attempts, rate limits and unread
-//! counts.
+//! Nonces, captchas, bind codes, repair attempts, rate limits, unread
+//! counts and the facade's catch-up cursors.
 
 use jidgate::config::AppKind;
 use jidgate::db::{self, UserType};
@@ -16,6 +16,7 @@ on_each_backend!(
     repair_attempts_are_counted_listed_and_cleared,
     a_shared_rate_limit_lets_its_capacity_through_and_refills,
     an_unread_message_counts_once_however_often_it_is_delivered,
+    a_catch_up_cursor_is_one_per_account_and_moves,
 );
 
 pub fn verified(scope: &str, nonce: &str, expires_at: i64) -> Verified {
@@ -187,5 +188,23 @@ async fn an_unread_message_counts_once_however_often_it_is_delivered(t: &TestDb)
     assert_eq!(
         counts().await.unwrap(),
         [("ann".to_owned(), 1), ("bob".to_owned(), 1)]
+    );
+}
+
+async fn a_catch_up_cursor_is_one_per_account_and_moves(t: &TestDb) {
+    let db = &t.db;
+    let me = active(db, "cursor1", UserType::Phone).await;
+    let other = active(db, "cursor2", UserType::Phone).await;
+    assert_eq!(db::facade::cursor(db, me).await.unwrap(), None);
+    db::facade::set_cursor(db, me, "a1", 100).await.unwrap();
+    db::facade::set_cursor(db, other, "b1", 100).await.unwrap();
+    db::facade::set_cursor(db, me, "a2", 101).await.unwrap();
+    assert_eq!(
+        db::facade::cursor(db, me).await.unwrap().as_deref(),
+        Some("a2")
+    );
+    assert_eq!(
+        db::facade::cursor(db, other).await.unwrap().as_deref(),
+        Some("b1")
     );
 }
