@@ -1,9 +1,13 @@
--- Where the facade's catch-up from the archive starts (twin of
+-- The facade's catch-up from the archive (twin of
 -- migrations/sqlite/0012_facade_cursor.sql): the archive id of the newest
--- message the phone has acknowledged; no row: the archive's oldest.
+-- message the phone acknowledged (null: none yet); whether the last
+-- session ended with every archived push acknowledged; which session
+-- started last.
 
 create table facade_cursor (
     account_id  bigint primary key references account (id) on delete cascade,
-    archive_id  text not null,
+    archive_id  text,
+    clean       boolean not null default false,
+    owner       text not null,
     updated_at  bigint not null
 );

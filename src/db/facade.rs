@@ -198,26 +198,76 @@ pub async fn names_with_prefix(db: &Db, prefix: &str, limit: i64) -> Result<Vec<
     .await)?)
 }
 
-/// Where an account's catch-up from the archive starts: the archive id
-/// of the newest message its phone acknowledged (docs/facade.md).
-pub async fn cursor(db: &Db, account_id: i64) -> Result<Option<String>, Error> {
-    let row: Option<(String,)> = on_pool!(db, pool => sqlx::query_as(
-        "select archive_id from facade_cursor where account_id = $1",
+/// An account's catch-up state (docs/facade.md).
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Cursor {
+    /// The archive id of the newest message its phone acknowledged.
+    pub archive_id: Option<String>,
+    /// Its last facade session ended with every archived push acknowledged.
+    pub clean: bool,
+}
+
+/// An account's catch-up state, and marks it as used by the session
+/// `owner` from now on (not clean until that session says so). `None`:
+/// the account's first facade session.
+pub async fn start_cursor(
+    db: &Db,
+    account_id: i64,
+    owner: &str,
+    now: i64,
+) -> Result<Option<Cursor>, Error> {
+    let before: Option<Cursor> = on_pool!(db, pool => sqlx::query_as::<_, Cursor>(
+        "select archive_id, clean from facade_cursor where account_id = $1",
     )
     .bind(account_id)
     .fetch_optional(pool)
     .await)?;
-    Ok(row.map(|r| r.0))
+    on_pool!(db, pool => sqlx::query(
+        "insert into facade_cursor (account_id, archive_id, clean, owner, updated_at) \
+         values ($1, null, $2, $3, $4) on conflict (account_id) do update set \
+         clean = excluded.clean, owner = excluded.owner, updated_at = excluded.updated_at",
+    )
+    .bind(account_id)
+    .bind(false)
+    .bind(owner)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(before)
 }
 
 /// Moves an account's catch-up cursor.
 pub async fn set_cursor(db: &Db, account_id: i64, archive_id: &str, now: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query(
-        "insert into facade_cursor (account_id, archive_id, updated_at) values ($1, $2, $3) \
-         on conflict (account_id) do update set \
-         archive_id = excluded.archive_id, updated_at = excluded.updated_at",
+        "update facade_cursor set archive_id = $2, updated_at = $3 where account_id = $1",
     )
     .bind(account_id)
+    .bind(archive_id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Session `owner` ended with every archived push acknowledged: the
+/// cursor is `archive_id` (if any) and the next login needs no catch-up,
+/// unless another session started since.
+pub async fn end_cursor_clean(
+    db: &Db,
+    account_id: i64,
+    owner: &str,
+    archive_id: Option<&str>,
+    now: i64,
+) -> Result<(), Error> {
+    on_pool!(db, pool => sqlx::query(
+        "update facade_cursor set clean = $3, archive_id = coalesce($4, archive_id), \
+         updated_at = $5 where account_id = $1 and owner = $2",
+    )
+    .bind(account_id)
+    .bind(owner)
+    .bind(true)
     .bind(archive_id)
     .bind(now)
     .execute(pool)

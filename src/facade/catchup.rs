@@ -16,11 +16,20 @@
 //! since the archive still holds it until the phone acknowledges the
 //! catch-up's push.
 //!
+//! A login catches up only when the account's previous facade session
+//! did not end **clean** (every archived push acknowledged: then the
+//! server keeps nothing for the phone but its offline storage, which it
+//! delivers anyway), and at every reconnection; an account's first
+//! session has nothing to catch up on. So most logins cost no second XMPP
+//! login. A session marks the account unclean at its start and clean at
+//! its end, if no other session of the account started since (`owner`);
+//! a crash leaves it unclean.
+//!
 //! The cursor moves only over a contiguous stretch of the archive: while
 //! a catch-up is pushing, only its own pushes move it (they come in
 //! archive order and acknowledgements are cumulative); otherwise any
 //! pushed message with an archive id does (the server delivers in archive
-//! order). An account without a cursor (its first facade session) catches
+//! order). An account without a cursor (no push acknowledged yet) catches
 //! up from the archive's oldest message: a server may deliver live
 //! messages before its offline backlog, so no message pushed first can
 //! stand for "everything before it was seen".
@@ -50,8 +59,9 @@ use crate::xmpp::{Session, SessionOptions, XmppError};
 const PAGE: usize = 50;
 
 /// A session's catch-up state.
-#[derive(Default)]
 pub struct CatchUp {
+    /// Names this session in `facade_cursor.owner`.
+    owner: String,
     /// Archive ids a catch-up of this session pushes (or will): the server
     /// delivering one of them again is not pushed twice.
     claimed: Mutex<HashSet<String>>,
@@ -74,6 +84,17 @@ struct Cursor {
     writing: bool,
 }
 
+impl Default for CatchUp {
+    fn default() -> CatchUp {
+        CatchUp {
+            owner: random_token::<12>(),
+            claimed: Mutex::default(),
+            running: AtomicUsize::new(0),
+            cursor: Mutex::default(),
+        }
+    }
+}
+
 /// One archived message found after the cursor.
 pub struct Found {
     archive_id: String,
@@ -85,10 +106,13 @@ pub struct Found {
 }
 
 impl CatchUp {
-    /// The server delivered archived message `archive_id`: whether a
-    /// catch-up pushes it already.
-    pub fn claimed(&self, archive_id: &str) -> bool {
-        lock(&self.claimed).contains(archive_id)
+    /// The server delivered message `msgid` from `from`, archived as
+    /// `archive_id`: whether a catch-up pushes it already. By either
+    /// name: ejabberd gives a message it routes again (a stream that
+    /// ended unacknowledged) a new stanza-id.
+    pub fn claimed(&self, archive_id: &str, from: &BareJid, msgid: &str) -> bool {
+        let claimed = lock(&self.claimed);
+        claimed.contains(archive_id) || claimed.contains(&sent_key(from, msgid))
     }
 
     /// Whether acknowledging a push of an archived message from the
@@ -150,30 +174,42 @@ fn write(live: &Arc<Live>) {
 /// Before initial presence: the archived chat messages after the cursor
 /// (at most `facade.catchup_max`, oldest first), claimed so that the
 /// server's own delivery of them is not pushed too. Nothing when the
-/// catch-up is off; a failure is logged and skipped (the server's
+/// catch-up is off or not needed (the account's first session, or its
+/// last one ended clean); a failure is logged and skipped (the server's
 /// delivery still runs).
 pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
     let max = live.app().config.facade.catchup_max;
     if max == 0 {
         return Vec::new();
     }
-    let cursor = {
+    let known = {
         let c = lock(&live.catchup.cursor);
         c.loaded.then(|| c.want.clone())
     };
-    let cursor = match cursor {
+    let cursor = match known {
+        // A reconnection: always (the old stream may have ended with
+        // stanzas the server does not keep).
         Some(c) => c,
-        None => match store::cursor(&live.app().db, live.account.id).await {
-            Ok(c) => {
-                let mut st = lock(&live.catchup.cursor);
-                (st.loaded, st.want, st.stored) = (true, c.clone(), c.clone());
-                c
+        None => {
+            let db = &live.app().db;
+            let (id, owner) = (live.account.id, &live.catchup.owner);
+            match store::start_cursor(db, id, owner, now()).await {
+                Ok(before) => {
+                    let c = before.as_ref().and_then(|b| b.archive_id.clone());
+                    let mut st = lock(&live.catchup.cursor);
+                    (st.loaded, st.want, st.stored) = (true, c.clone(), c.clone());
+                    drop(st);
+                    match before {
+                        Some(b) if !b.clean => c,
+                        _ => return Vec::new(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "facade catch-up cursor not read");
+                    return Vec::new();
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "facade catch-up cursor not read");
-                return Vec::new();
-            }
-        },
+        }
     };
     let app = live.app();
     let resource = format!("facade-catchup-{}", random_token::<6>());
@@ -203,13 +239,46 @@ pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
     tracing::debug!(found = found.len(), "facade catch-up");
     if !found.is_empty() {
         let mut claimed = lock(&live.catchup.claimed);
-        if claimed.len() > 2 * max {
+        if claimed.len() > 4 * max {
             claimed.clear();
         }
-        claimed.extend(found.iter().map(|f| f.archive_id.clone()));
+        for f in &found {
+            claimed.insert(f.archive_id.clone());
+            claimed.insert(sent_key(&f.from, &f.msgid));
+        }
         live.catchup.running.fetch_add(1, Ordering::SeqCst);
     }
     found
+}
+
+/// A message by its sender and id (a sender's ids cannot shadow
+/// another's).
+fn sent_key(from: &BareJid, msgid: &str) -> String {
+    format!("{from}\n{msgid}")
+}
+
+/// The session ends: if no archived push waits for acknowledgement (and
+/// the user cannot have several sessions), the account's next login needs
+/// no catch-up.
+pub async fn ended(live: &Arc<Live>) {
+    let app = live.app();
+    if app.config.facade.catchup_max == 0 || app.config.facade.multi_login {
+        return;
+    }
+    let want = {
+        let c = lock(&live.catchup.cursor);
+        if !c.loaded {
+            return;
+        }
+        c.want.clone()
+    };
+    if !live.delivery.pending_archived().is_empty() {
+        return;
+    }
+    let (id, owner) = (live.account.id, &live.catchup.owner);
+    if let Err(e) = store::end_cursor_clean(&app.db, id, owner, want.as_deref(), now()).await {
+        tracing::warn!(error = %e, "facade catch-up cursor not kept");
+    }
 }
 
 /// Reads the archive after `cursor` (from its oldest message: `None`).

@@ -76,6 +76,7 @@ pub async fn read(live: Arc<Live>, mut session: Session) {
             }
         }
     }
+    catchup::ended(&live).await;
     live.facade.forget(&live);
 }
 
@@ -262,7 +263,7 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             if let Some(a) = archive_id {
                 // A catch-up from the archive pushes it already (and
                 // the archive keeps it until the phone has it).
-                if live.catchup.claimed(&a) {
+                if live.catchup.claimed(&a, &from, &chat.id) {
                     return false;
                 }
                 origin.moves_cursor = live.catchup.moves_cursor();

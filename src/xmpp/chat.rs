@@ -195,7 +195,9 @@ pub enum Incoming {
 /// The id under which `archive`'s owner (a bare JID: the user's own
 /// archive) stored the message (XEP-0359 `<stanza-id by=…/>`, which the
 /// server adds when it archives a message for the recipient, XEP-0313);
-/// a stanza-id by anyone else is ignored.
+/// a stanza-id by anyone else is ignored. A sender cannot forge one: both
+/// servers' archive modules strip stanza-ids in their own domain's name
+/// from what they route (Prosody's mod_mam, ejabberd's mod_mam).
 pub fn archive_id(msg: &Message, archive: &BareJid) -> Option<String> {
     msg.payloads
         .iter()

@@ -192,19 +192,42 @@ async fn an_unread_message_counts_once_however_often_it_is_delivered(t: &TestDb)
 }
 
 async fn a_catch_up_cursor_is_one_per_account_and_moves(t: &TestDb) {
+    use db::facade::{Cursor, end_cursor_clean, set_cursor, start_cursor};
     let db = &t.db;
     let me = active(db, "cursor1", UserType::Phone).await;
     let other = active(db, "cursor2", UserType::Phone).await;
-    assert_eq!(db::facade::cursor(db, me).await.unwrap(), None);
-    db::facade::set_cursor(db, me, "a1", 100).await.unwrap();
-    db::facade::set_cursor(db, other, "b1", 100).await.unwrap();
-    db::facade::set_cursor(db, me, "a2", 101).await.unwrap();
+    let at = |archive_id: &str, clean| Cursor {
+        archive_id: Some(archive_id.to_owned()),
+        clean,
+    };
+    // The first session: nothing before; it moves the cursor.
+    assert_eq!(start_cursor(db, me, "s1", 100).await.unwrap(), None);
+    set_cursor(db, me, "a1", 101).await.unwrap();
+    assert_eq!(start_cursor(db, other, "o1", 101).await.unwrap(), None);
+    set_cursor(db, other, "b1", 101).await.unwrap();
+    // A second session starts before the first ended: the first may no
+    // longer call the account clean.
     assert_eq!(
-        db::facade::cursor(db, me).await.unwrap().as_deref(),
-        Some("a2")
+        start_cursor(db, me, "s2", 102).await.unwrap(),
+        Some(at("a1", false))
+    );
+    end_cursor_clean(db, me, "s1", Some("stale"), 103)
+        .await
+        .unwrap();
+    end_cursor_clean(db, me, "s2", None, 104).await.unwrap();
+    assert_eq!(
+        start_cursor(db, me, "s3", 105).await.unwrap(),
+        Some(at("a1", true))
+    );
+    end_cursor_clean(db, me, "s3", Some("a2"), 106)
+        .await
+        .unwrap();
+    assert_eq!(
+        start_cursor(db, me, "s4", 107).await.unwrap(),
+        Some(at("a2", true))
     );
     assert_eq!(
-        db::facade::cursor(db, other).await.unwrap().as_deref(),
-        Some("b1")
+        start_cursor(db, other, "o2", 108).await.unwrap(),
+        Some(at("b1", false))
     );
 }
