@@ -412,12 +412,10 @@ async fn rate_limits_answer_code_9() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nverify_code_per_minute = 3\nregister_per_minute = 2\n\
-                   failed_login_per_account_per_minute = 2\n"
-                .into(),
-            ..Default::default()
-        },
+        Settings::toml(
+            "[rate_limits]\nverify_code_per_minute = 3\nregister_per_minute = 2\n\
+                   failed_login_per_account_per_minute = 2\n",
+        ),
     )
     .await;
     // Captchas per address.

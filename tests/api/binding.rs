@@ -436,10 +436,7 @@ async fn expired_tokens_and_codes_are_refused() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[binding]\nbind_code_ttl = 1\n[tokens]\naccess_ttl = 5\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[binding]\nbind_code_ttl = 1\n[tokens]\naccess_ttl = 5\n"),
     )
     .await;
     let p = phone(&app, "13800138000", "").await;
@@ -466,14 +463,7 @@ async fn bind_code_direct(app: &TestApp, d: &User) -> String {
 
 async fn proof_none_binds_without_codes_like_the_seed(kind: Kind) {
     let xmpp = XmppServer::start(kind).await;
-    let app = TestApp::spawn_with(
-        &xmpp,
-        Settings {
-            toml: "[binding]\nproof = \"none\"\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&xmpp, Settings::toml("[binding]\nproof = \"none\"\n")).await;
     let p = phone(&app, "13800138000", "").await;
     let d = device(&app, "SN-LEGACY-1", "").await;
     let body = app
@@ -657,10 +647,7 @@ async fn concurrent_wrong_bind_codes_from_one_address_are_paid_for_before_they_a
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nfailed_bind_code_per_ip_per_minute = 3\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[rate_limits]\nfailed_bind_code_per_ip_per_minute = 3\n"),
     )
     .await;
     let p = phone(&app, "13800138000", "").await;

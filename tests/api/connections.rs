@@ -112,16 +112,13 @@ async fn an_unfinished_tls_handshake_is_closed() {
     let dir = prosody.dir.path();
     let p = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: format!(
-                "[tls]\ncert = {:?}\nkey = {:?}\n\
+        Settings::toml(format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n\
                  [http]\nheader_read_timeout = 1\ntls_handshake_timeout = 1\n\
                  [token_service]\nhello_timeout = 1\n",
-                dir.join("cert.pem").display().to_string(),
-                dir.join("key.pem").display().to_string()
-            ),
-            ..Default::default()
-        },
+            dir.join("cert.pem").display().to_string(),
+            dir.join("key.pem").display().to_string()
+        )),
     )
     .await;
     // A TLS handshake never started, on both listeners.
@@ -142,10 +139,7 @@ async fn an_unfinished_http2_preface_and_an_idle_connection_are_closed() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[http]\nheader_read_timeout = 1\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[http]\nheader_read_timeout = 1\n"),
     )
     .await;
     // Protocol detection waits for the HTTP/2 preface: it has a deadline too.
@@ -182,10 +176,7 @@ async fn http2_connections_advertise_the_stream_limit_and_are_served() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[http]\nhttp2_max_concurrent_streams = 2\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[http]\nhttp2_max_concurrent_streams = 2\n"),
     )
     .await;
     // The server's first frame: SETTINGS with MAX_CONCURRENT_STREAMS (3) = 2.
@@ -240,10 +231,7 @@ async fn a_token_service_connection_without_a_hello_is_closed_at_the_hello_deadl
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[token_service]\nhello_timeout = 1\nidle_timeout = 60\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[token_service]\nhello_timeout = 1\nidle_timeout = 60\n"),
     )
     .await;
     // One byte every 300 ms, never a line.
@@ -284,10 +272,7 @@ async fn bytes_trickled_without_a_newline_do_not_keep_a_connection_open() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[token_service]\nidle_timeout = 1\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[token_service]\nidle_timeout = 1\n"),
     )
     .await;
     let mut c = LineConn::open(p.token_addr).await;
@@ -320,10 +305,7 @@ async fn a_token_service_connection_over_the_cap_gets_a_busy_line() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[token_service]\nmax_connections = 2\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[token_service]\nmax_connections = 2\n"),
     )
     .await;
     let mut a = LineConn::open(p.token_addr).await;
@@ -375,10 +357,7 @@ async fn pipelining_past_the_in_flight_cap_answers_every_request() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[token_service]\nmax_in_flight = 1\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[token_service]\nmax_in_flight = 1\n"),
     )
     .await;
     let mut c = LineConn::open(p.token_addr).await;
@@ -418,10 +397,7 @@ async fn database_tasks_are_capped_across_connections() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[token_service]\nmax_db_tasks = 1\nmax_in_flight = 64\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[token_service]\nmax_db_tasks = 1\nmax_in_flight = 64\n"),
     )
     .await;
     let n = 200;
@@ -499,13 +475,11 @@ async fn a_forged_x_forwarded_for_does_not_bypass_the_per_ip_captcha_limit() {
     // the address it saw (203.0.113.9) to what the client sent.
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
+        Settings::toml(
+            "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
                    trusted_proxies = [\"127.0.0.1/32\", \"10.1.0.0/16\"]\n\
-                   [rate_limits]\nverify_code_per_minute = 3\n"
-                .into(),
-            ..Default::default()
-        },
+                   [rate_limits]\nverify_code_per_minute = 3\n",
+        ),
     )
     .await;
     let mut statuses = Vec::new();
@@ -522,13 +496,11 @@ async fn a_forged_x_forwarded_for_does_not_bypass_the_per_ip_captcha_limit() {
     // peer's own address counts, however the header varies.
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
+        Settings::toml(
+            "[http]\nclient_ip_header = \"x-forwarded-for\"\n\
                    trusted_proxies = [\"10.0.0.0/8\"]\n\
-                   [rate_limits]\nverify_code_per_minute = 3\n"
-                .into(),
-            ..Default::default()
-        },
+                   [rate_limits]\nverify_code_per_minute = 3\n",
+        ),
     )
     .await;
     let mut statuses = Vec::new();

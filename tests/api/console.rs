@@ -141,14 +141,7 @@ pub async fn add_operator(app: &TestApp) {
 #[tokio::test]
 async fn an_operator_logs_in_with_a_captcha_after_failures_and_csrf_guards_every_form() {
     let prosody = Prosody::start().await;
-    let app = TestApp::spawn_with(
-        &prosody,
-        Settings {
-            toml: "[console]\ncaptcha_after = 2\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&prosody, Settings::toml("[console]\ncaptcha_after = 2\n")).await;
     add_operator(&app).await;
     let login = app
         .client

@@ -68,10 +68,7 @@ async fn every_bad_frame_gets_its_error_and_the_session_goes_on(kind: Kind) {
     let xmpp = XmppServer::start(kind).await;
     let app = TestApp::spawn_with(
         &xmpp,
-        Settings {
-            toml: "[facade]\nmax_frame_bytes = 2000\nmax_content_chars = 50\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[facade]\nmax_frame_bytes = 2000\nmax_content_chars = 50\n"),
     )
     .await;
     let u = phone(&app, "13800000003", "").await;
@@ -144,10 +141,7 @@ async fn requests_beyond_the_rate_are_too_fast() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[facade]\nrequests_per_second = 3\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[facade]\nrequests_per_second = 3\n"),
     )
     .await;
     let u = phone(&app, "13800000005", "").await;

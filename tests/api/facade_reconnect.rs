@@ -21,10 +21,7 @@ async fn after_the_xmpp_server_restarts_the_session_reconnects_and_gets_new_mess
     // Arrange: a facade session, and the XMPP server killed under it.
     let prosody = Prosody::start().await;
     let xmpp: XmppServer = prosody.clone().into();
-    let settings = Settings {
-        toml: FAST.into(),
-        ..Default::default()
-    };
+    let settings = Settings::toml(FAST);
     let app = TestApp::spawn_with(&prosody, settings).await;
     let ua = phone(&app, "13800000081", "").await;
     let ub = phone(&app, "13800000082", "").await;
@@ -105,10 +102,7 @@ fn chat(to: &crate::binding::User, id: &str, body: &str) -> Message {
 async fn an_xmpp_server_that_stays_down_ends_the_session_after_the_reconnect_timeout() {
     // Arrange
     let prosody = Prosody::start().await;
-    let settings = Settings {
-        toml: format!("{FAST}reconnect_timeout = 2\n"),
-        ..Default::default()
-    };
+    let settings = Settings::toml(format!("{FAST}reconnect_timeout = 2\n"));
     let app = TestApp::spawn_with(&prosody, settings).await;
     let ua = phone(&app, "13800000083", "").await;
     let mut a = Ws::started(&app, &ua.token).await;

@@ -52,14 +52,7 @@ async fn session_renew_swaps_the_token_without_dropping_the_socket(kind: Kind) {
 async fn a_revoked_token_ends_the_session_with_session_end(kind: Kind) {
     // Arrange: the token is checked every second.
     let xmpp = XmppServer::start(kind).await;
-    let app = TestApp::spawn_with(
-        &xmpp,
-        Settings {
-            toml: "[facade]\nidle_timeout = 3\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nidle_timeout = 3\n")).await;
     let u = phone(&app, "13800000131", "").await;
     let mut ws = Ws::login(&app, &u.token).await;
     ws.ok("session.ping", json!({})).await;
@@ -84,14 +77,7 @@ async fn a_revoked_token_ends_the_session_with_session_end(kind: Kind) {
 async fn with_multi_login_two_sessions_of_one_user_both_stay_and_both_get_messages() {
     // Arrange
     let prosody = Prosody::start().await;
-    let app = TestApp::spawn_with(
-        &prosody,
-        Settings {
-            toml: "[facade]\nmulti_login = true\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&prosody, Settings::toml("[facade]\nmulti_login = true\n")).await;
     let u = phone(&app, "13800000141", "").await;
     let other = phone(&app, "13800000142", "").await;
     let mut one = Ws::started(&app, &u.token).await;

@@ -26,14 +26,7 @@ async fn messages_sent_while_a_session_starts_all_arrive(kind: Kind) {
     // Arrange: a plain XMPP client that sends to a's bare and full JID,
     // one message every few milliseconds, until told to stop.
     let xmpp = XmppServer::start(kind).await;
-    let app = TestApp::spawn_with(
-        &xmpp,
-        Settings {
-            toml: "[facade]\nresume_timeout = 0\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nresume_timeout = 0\n")).await;
     let ua = phone(&app, "13800000091", "").await;
     // The admin account: ejabberd's c2s shaper would hold an ordinary
     // sender back (config/ejabberd.yml); and a pace that keeps under

@@ -302,6 +302,16 @@ pub struct Settings {
     pub reconciler: bool,
 }
 
+impl Settings {
+    /// The test defaults with `toml` merged over them.
+    pub fn toml(toml: impl Into<String>) -> Settings {
+        Settings {
+            toml: toml.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// A running jidgate.
 pub struct TestApp {
     pub addr: SocketAddr,

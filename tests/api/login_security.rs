@@ -19,10 +19,7 @@ async fn concurrent_wrong_passwords_cannot_overspend_the_address_budget() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nfailed_login_per_ip_per_minute = 10\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[rate_limits]\nfailed_login_per_ip_per_minute = 10\n"),
     )
     .await;
     register_wechat(&app, WECHAT, WECHAT_PASS).await;
@@ -69,12 +66,10 @@ async fn a_flood_beyond_the_argon2_queue_is_answered_busy_with_bounded_memory() 
     // Slow, memory-hard hashes (32 MiB each), one worker, two waiting.
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[passwords]\nargon2_memory_kib = 32768\nargon2_iterations = 2\n\
-                   workers = 1\nqueue = 2\n"
-                .into(),
-            ..Default::default()
-        },
+        Settings::toml(
+            "[passwords]\nargon2_memory_kib = 32768\nargon2_iterations = 2\n\
+                   workers = 1\nqueue = 2\n",
+        ),
     )
     .await;
     app.register_device("SN-FLOOD-1", "device-pass-1", "").await;
@@ -145,10 +140,7 @@ async fn bogus_captchas_and_wrong_passwords_from_strangers_never_lock_the_owner_
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nfailed_login_per_account_per_minute = 2\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[rate_limits]\nfailed_login_per_account_per_minute = 2\n"),
     )
     .await;
     app.register_phone("13800138000", "phone-pass-1", "Victim")
@@ -189,10 +181,7 @@ async fn devices_are_refused_after_their_own_failure_budget_and_unknown_names_co
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nfailed_login_per_account_per_minute = 2\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[rate_limits]\nfailed_login_per_account_per_minute = 2\n"),
     )
     .await;
     app.register_device("SN-BUDGET-1", "device-pass-1", "")
@@ -259,13 +248,11 @@ async fn get_users_is_bounded_and_rate_limited_per_account_and_per_address() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nget_users_max_names = 10\n\
+        Settings::toml(
+            "[rate_limits]\nget_users_max_names = 10\n\
                    get_users_names_per_account_per_minute = 20\n\
-                   get_users_names_per_ip_per_minute = 30\n"
-                .into(),
-            ..Default::default()
-        },
+                   get_users_names_per_ip_per_minute = 30\n",
+        ),
     )
     .await;
     app.register_device("SN-LOOK-1", "device-pass-1", "").await;
@@ -387,10 +374,7 @@ async fn get_user_banding_is_rate_limited_per_account() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[rate_limits]\nget_user_banding_per_account_per_minute = 2\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[rate_limits]\nget_user_banding_per_account_per_minute = 2\n"),
     )
     .await;
     app.register_device("SN-ROST-1", "device-pass-1", "").await;

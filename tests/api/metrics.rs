@@ -49,10 +49,7 @@ async fn metrics_count_what_a_scripted_workload_did() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[rate_limits]\nverify_code_per_minute = 2\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml("[rate_limits]\nverify_code_per_minute = 2\n"),
     )
     .await;
     // The register API is not the metrics listener.

@@ -48,6 +48,16 @@ pub struct ProcessSettings {
     pub env: Vec<(String, String)>,
 }
 
+impl ProcessSettings {
+    /// The test defaults with `toml` merged over them.
+    pub fn toml(toml: impl Into<String>) -> ProcessSettings {
+        ProcessSettings {
+            toml: toml.into(),
+            ..Default::default()
+        }
+    }
+}
+
 impl JidgateProcess {
     pub async fn spawn(server: &impl AnyServer) -> JidgateProcess {
         Self::spawn_with(server, ProcessSettings::default()).await

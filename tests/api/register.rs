@@ -126,14 +126,7 @@ async fn a_phone_registers_with_a_correct_captcha_given_as_parameter_or_cookie(k
 #[tokio::test]
 async fn a_wrong_expired_or_reused_captcha_creates_nothing() {
     let prosody = Prosody::start().await;
-    let app = TestApp::spawn_with(
-        &prosody,
-        Settings {
-            toml: "[captcha]\nttl = 1\n".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&prosody, Settings::toml("[captcha]\nttl = 1\n")).await;
     let register = |id: String, answer: String| {
         let app = &app;
         async move {

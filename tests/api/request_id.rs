@@ -36,10 +36,7 @@ async fn a_trusted_proxy_passes_its_request_id_on() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[http]\ntrusted_proxies = [\"127.0.0.1\"]\n"),
     )
     .await;
     let (query, _) = TestApp::sign(
@@ -65,10 +62,9 @@ async fn json_log_lines_carry_the_request_id_and_user_but_no_password() {
     let prosody = Prosody::start().await;
     let p = JidgateProcess::spawn_with(
         &prosody,
-        ProcessSettings {
-            toml: "[log]\nformat = \"json\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n".into(),
-            ..Default::default()
-        },
+        ProcessSettings::toml(
+            "[log]\nformat = \"json\"\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        ),
     )
     .await;
     let serial = format!("traced-{}", jidgate::crypto::random_token::<6>());

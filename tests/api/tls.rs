@@ -58,14 +58,11 @@ async fn the_register_api_and_the_token_service_speak_tls_when_configured() {
     let dir = prosody.dir.path();
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: format!(
-                "[tls]\ncert = {:?}\nkey = {:?}\n",
-                dir.join("cert.pem").display().to_string(),
-                dir.join("key.pem").display().to_string()
-            ),
-            ..Default::default()
-        },
+        Settings::toml(format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            dir.join("cert.pem").display().to_string(),
+            dir.join("key.pem").display().to_string()
+        )),
     )
     .await;
     assert_eq!(app.scheme, "https");

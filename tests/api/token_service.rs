@@ -192,10 +192,7 @@ async fn bad_lines_get_error_replies_and_the_connection_stays_usable() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[token_service]\nmax_line_bytes = 1024\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[token_service]\nmax_line_bytes = 1024\n"),
     )
     .await;
     let token = device_token(&app, "SN-BAD-1").await;
@@ -247,10 +244,7 @@ async fn an_idle_connection_is_closed() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[token_service]\nidle_timeout = 1\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[token_service]\nidle_timeout = 1\n"),
     )
     .await;
     let mut s = TcpStream::connect(app.token_addr).await.unwrap();

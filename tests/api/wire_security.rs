@@ -310,14 +310,7 @@ fn two_phone_apps() -> String {
 #[tokio::test]
 async fn a_token_is_refused_for_another_user_and_under_another_app() {
     let prosody = Prosody::start().await;
-    let app = TestApp::spawn_with(
-        &prosody,
-        Settings {
-            toml: two_phone_apps(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(&prosody, Settings::toml(two_phone_apps())).await;
     let alice = phone(&app, "13800138001", "").await;
     let bob = phone(&app, "13800138002", "").await;
     let before = app.snapshot().await;
@@ -396,10 +389,7 @@ async fn logins_past_the_session_cap_revoke_the_oldest_session() {
     let prosody = Prosody::start().await;
     let app = TestApp::spawn_with(
         &prosody,
-        Settings {
-            toml: "[tokens]\nmax_sessions_per_account = 10\n".into(),
-            ..Default::default()
-        },
+        Settings::toml("[tokens]\nmax_sessions_per_account = 10\n"),
     )
     .await;
     app.register_device("SN-CAP-1", "device-pass-1", "").await;
