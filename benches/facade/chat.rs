@@ -198,9 +198,11 @@ pub async fn direct_with_receipts(conn: &Connector, a: &Account, b: &Account) ->
     measure(send, &mut rx).await
 }
 
-/// Two facade users over WebSockets; the receiver acknowledges every 20
-/// pushes (cumulative `session.ack`).
-pub async fn facade(http_port: u16, a: &Account, b: &Account) -> Figures {
+/// Two facade users over WebSockets; both acknowledge every `every`
+/// pushes (cumulative `session.ack`). jidgate sends the receipts
+/// (XEP-0184) of the messages an acknowledgement covers when it comes, so
+/// the cadence shapes the latency tail.
+pub async fn facade(http_port: u16, a: &Account, b: &Account, every: u64) -> Figures {
     let url = |u: &Account| format!("ws://127.0.0.1:{http_port}/ws?access_token={}", u.token);
     // TCP_NODELAY on the client sockets too (a phone's stack decides its
     // own; Nagle would add up to 40 ms to small frames).
@@ -223,13 +225,13 @@ pub async fn facade(http_port: u16, a: &Account, b: &Account) -> Figures {
     // Both initial presences handled before the first message.
     tokio::time::sleep(Duration::from_millis(500)).await;
     // a's replies are dropped; its pushes (receipts) are acknowledged
-    // every 20, like b's.
+    // like b's.
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<u64>();
     tokio::spawn(async move {
         while let Some(Ok(f)) = read_a.next().await {
             let Ok(t) = f.to_text() else { continue };
             let f: Value = serde_json::from_str(t).unwrap_or_default();
-            if let Some(pid) = f["pid"].as_u64().filter(|p| p % 20 == 0) {
+            if let Some(pid) = f["pid"].as_u64().filter(|p| p % every == 0) {
                 let _ = ack_tx.send(pid);
             }
         }
@@ -256,7 +258,7 @@ pub async fn facade(http_port: u16, a: &Account, b: &Account) -> Figures {
                 .unwrap();
             let _ = tx.send((i, Instant::now()));
             let pid = f["pid"].as_u64().unwrap();
-            if pid % 20 == 0 {
+            if pid % every == 0 {
                 let ack = json!({"func": "session.ack", "parm": {"pid": pid}, "cdata": pid});
                 if sink_b
                     .send(WsMessage::Text(ack.to_string().into()))

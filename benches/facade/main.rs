@@ -11,7 +11,8 @@
 //! 2. Chat, four paths through the same Prosody, one after the other:
 //!    two plain XMPP clients (jidgate's own session layer, TCP_NODELAY) and
 //!    two facade users (WebSocket → jidgate → Prosody → jidgate →
-//!    WebSocket, with cumulative acks every 20 pushes); between them, two
+//!    WebSocket), acknowledging every push, and again acknowledging every
+//!    20 pushes (`facade ack/20`); between them, two
 //!    more plain-client paths: the facade's message stanza without receipts
 //!    (`direct+stanza`), and that stanza with XEP-0198 and a receipt for
 //!    every message (`direct+rcpt`). Latency: messages
@@ -57,8 +58,8 @@ async fn main() {
         })
         .collect();
     let servers = Servers::start().await;
-    let names: Vec<String> = (0..8).map(|i| format!("SN-CHAT-{i}")).collect();
-    let chat_users = setup::accounts(servers.http_port, names, 8).await;
+    let names: Vec<String> = (0..10).map(|i| format!("SN-CHAT-{i}")).collect();
+    let chat_users = setup::accounts(servers.http_port, names, 10).await;
 
     let chat = std::env::var("FACADE_BENCH_CHAT").map_or(true, |v| v != "0");
     if chat {
@@ -72,7 +73,8 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
     let stanza = chat::direct(&servers.connector(), &chat_users[6], &chat_users[7], true).await;
     let receipts =
         chat::direct_with_receipts(&servers.connector(), &chat_users[4], &chat_users[5]).await;
-    let facade = chat::facade(servers.http_port, &chat_users[2], &chat_users[3]).await;
+    let facade = chat::facade(servers.http_port, &chat_users[2], &chat_users[3], 1).await;
+    let facade20 = chat::facade(servers.http_port, &chat_users[8], &chat_users[9], 20).await;
     println!(
         "chat, {} messages one at a time, {} with 100 in flight:",
         chat::LATENCY_N,
@@ -83,6 +85,7 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
         ("direct+stanza", &stanza),
         ("direct+rcpt", &receipts),
         ("facade", &facade),
+        ("facade ack/20", &facade20),
     ] {
         println!(
             "  {what:<13} {:>8.0} msg/s   p50 {:.3} ms   p99 {:.3} ms",
@@ -91,16 +94,18 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
             ms(f.p99)
         );
     }
-    for (what, base) in [
-        ("direct", &direct),
-        ("direct+stanza", &stanza),
-        ("direct+rcpt", &receipts),
-    ] {
-        println!(
-            "  facade/{what:<13} throughput {:.2}x, p99 {:+.3} ms",
-            facade.per_sec / base.per_sec,
-            ms(facade.p99) - ms(base.p99)
-        );
+    for (name, f) in [("facade", &facade), ("facade ack/20", &facade20)] {
+        for (what, base) in [
+            ("direct", &direct),
+            ("direct+stanza", &stanza),
+            ("direct+rcpt", &receipts),
+        ] {
+            println!(
+                "  {name}/{what:<13} throughput {:.2}x, p99 {:+.3} ms",
+                f.per_sec / base.per_sec,
+                ms(f.p99) - ms(base.p99)
+            );
+        }
     }
 }
 
