@@ -25,8 +25,10 @@ pub struct FacadeConfig {
     /// Seconds the XMPP session is kept after the WebSocket drops, for
     /// `session.resume`.
     pub resume_timeout: u64,
-    /// Pushes not yet acknowledged by the client before jidgate stops
-    /// reading from the XMPP server (backpressure).
+    /// Pushes not yet acknowledged by the client before jidgate leaves
+    /// archived chat messages to the archive (for a catch-up in the
+    /// session) and makes other stanzas wait, which stops reading from the
+    /// XMPP server (backpressure).
     pub max_unacked: usize,
     /// Most archived messages one login catches up on (pushed as
     /// `newmsg` with `delayed`) after the newest one the phone

@@ -25,6 +25,12 @@
 //! its end, if no other session of the account started since (`owner`);
 //! a crash leaves it unclean.
 //!
+//! The archive is also the push queue's overflow: while the queue is
+//! full, an archived chat message from the server is acknowledged to the
+//! server and left to the archive ([`fall_behind`]), and once the phone
+//! has made room a catch-up within the session pushes it. The stream never
+//! waits for the phone on chat messages.
+//!
 //! The cursor moves only over a contiguous stretch of the archive: while
 //! a catch-up is pushing, only its own pushes move it (they come in
 //! archive order and acknowledgements are cumulative); otherwise any
@@ -37,7 +43,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -68,6 +74,11 @@ pub struct CatchUp {
     /// Catch-ups pushing now: while one does, only its pushes move the
     /// cursor.
     running: AtomicUsize,
+    /// Chat messages were left to the archive while the push queue was
+    /// full ([`fall_behind`]).
+    behind: AtomicBool,
+    /// A catch-up in this session failed: the next login must catch up.
+    unsure: AtomicBool,
     cursor: Mutex<Cursor>,
 }
 
@@ -90,6 +101,8 @@ impl Default for CatchUp {
             owner: random_token::<12>(),
             claimed: Mutex::default(),
             running: AtomicUsize::new(0),
+            behind: AtomicBool::new(false),
+            unsure: AtomicBool::new(false),
             cursor: Mutex::default(),
         }
     }
@@ -211,44 +224,95 @@ pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
             }
         }
     };
-    let app = live.app();
-    let resource = format!("facade-catchup-{}", random_token::<6>());
-    let mut session =
-        match login_with(app, &live.account, &resource, SessionOptions::default()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "facade catch-up: no archive session");
-                return Vec::new();
+    match fetch(live, cursor).await {
+        Ok(found) => {
+            if !found.is_empty() {
+                live.catchup.running.fetch_add(1, Ordering::SeqCst);
             }
-        };
+            found
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "facade catch-up: archive not read");
+            Vec::new()
+        }
+    }
+}
+
+/// The archived chat messages after `cursor` that no push waiting for
+/// acknowledgement holds, read on a short session of its own and claimed.
+async fn fetch(live: &Arc<Live>, cursor: Option<String>) -> Result<Vec<Found>, XmppError> {
+    let app = live.app();
+    let max = app.config.facade.catchup_max;
+    let resource = format!("facade-catchup-{}", random_token::<6>());
+    let mut session = login_with(app, &live.account, &resource, SessionOptions::default())
+        .await
+        .map_err(|e| XmppError::Protocol(format!("no archive session: {e}")))?;
     tracing::debug!(?cursor, "facade catch-up reads the archive");
     let found = read_after(live, &mut session, cursor, max).await;
     session.close().await;
-    let mut found = match found {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e, "facade catch-up: archive not read");
-            return Vec::new();
-        }
-    };
-    // Pushes still waiting (from before a reconnection) stay as they are:
-    // the phone gets them on resume, and acknowledging a later push
-    // acknowledges them too.
+    let mut found = found?;
+    // Pushes still waiting (from before a reconnection, or before the
+    // queue filled) stay as they are: the phone gets them on resume, and
+    // acknowledging a later push acknowledges them too.
     let pending = live.delivery.pending_archived();
     found.retain(|f| !pending.contains(&f.archive_id));
     tracing::debug!(found = found.len(), "facade catch-up");
-    if !found.is_empty() {
-        let mut claimed = lock(&live.catchup.claimed);
-        if claimed.len() > 4 * max {
-            claimed.clear();
-        }
-        for f in &found {
-            claimed.insert(f.archive_id.clone());
-            claimed.insert(sent_key(&f.from, &f.msgid));
-        }
-        live.catchup.running.fetch_add(1, Ordering::SeqCst);
+    let mut claimed = lock(&live.catchup.claimed);
+    if claimed.len() > 4 * max {
+        claimed.clear();
     }
-    found
+    for f in &found {
+        claimed.insert(f.archive_id.clone());
+        claimed.insert(sent_key(&f.from, &f.msgid));
+    }
+    Ok(found)
+}
+
+/// Whether an archived chat message from the server should be left to
+/// the archive instead of waiting for room in the push queue: the
+/// catch-up is on and the queue is full, or the session is behind
+/// already (then newer messages wait their turn too, in archive order).
+pub fn leave_to_archive(live: &Live) -> bool {
+    live.app().config.facade.catchup_max > 0
+        && (live.catchup.behind.load(Ordering::SeqCst) || live.delivery.is_full())
+}
+
+/// An archived chat message was left to the archive (and acknowledged to
+/// the server): once the phone has made room, a catch-up in this session
+/// pushes it. The XMPP stream never waits for the phone on chat
+/// messages, so IQ answers and other stanzas keep flowing.
+pub fn fall_behind(live: &Arc<Live>) {
+    if live.catchup.behind.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let live = live.clone();
+    tokio::spawn(async move {
+        let half = live.app().config.facade.max_unacked / 2;
+        loop {
+            tokio::select! {
+                _ = live.stop.cancelled() => return,
+                _ = live.delivery.wait_until_at_most(half) => {}
+            }
+            // In this order: a message pushed live from now on must not
+            // move the cursor past those the archive still holds for us.
+            live.catchup.running.fetch_add(1, Ordering::SeqCst);
+            live.catchup.behind.store(false, Ordering::SeqCst);
+            let cursor = lock(&live.catchup.cursor).want.clone();
+            match fetch(&live, cursor).await {
+                Ok(found) => push_all(&live, found).await,
+                Err(e) => {
+                    // The session can no longer say it ended clean.
+                    tracing::warn!(error = %e, "facade catch-up in session failed");
+                    live.catchup.unsure.store(true, Ordering::SeqCst);
+                    live.catchup.running.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+            }
+            if !live.catchup.behind.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    });
 }
 
 /// A message by its sender and id (a sender's ids cannot shadow
@@ -272,7 +336,10 @@ pub async fn ended(live: &Arc<Live>) {
         }
         c.want.clone()
     };
-    if !live.delivery.pending_archived().is_empty() {
+    if !live.delivery.pending_archived().is_empty()
+        || live.catchup.behind.load(Ordering::SeqCst)
+        || live.catchup.unsure.load(Ordering::SeqCst)
+    {
         return;
     }
     let (id, owner) = (live.account.id, &live.catchup.owner);
@@ -338,20 +405,23 @@ pub fn deliver(live: &Arc<Live>, found: Vec<Found>) {
         return;
     }
     let live = live.clone();
-    tokio::spawn(async move {
-        for f in found {
-            count_unread(&live, &f.uid, &f.msgid);
-            let origin = Origin {
-                seq: None,
-                receipt: f.receipt.then(|| (f.from.clone(), f.msgid.clone())),
-                archive: Some(f.archive_id),
-                moves_cursor: true,
-            };
-            tokio::select! {
-                _ = live.stop.cancelled() => break,
-                _ = live.delivery.push("newmsg", &f.data, origin) => {}
-            }
+    tokio::spawn(async move { push_all(&live, found).await });
+}
+
+/// Pushes what a catch-up found, then counts that catch-up as done.
+async fn push_all(live: &Arc<Live>, found: Vec<Found>) {
+    for f in found {
+        count_unread(live, &f.uid, &f.msgid);
+        let origin = Origin {
+            seq: None,
+            receipt: f.receipt.then(|| (f.from.clone(), f.msgid.clone())),
+            archive: Some(f.archive_id),
+            moves_cursor: true,
+        };
+        tokio::select! {
+            _ = live.stop.cancelled() => break,
+            _ = live.delivery.push("newmsg", &f.data, origin) => {}
         }
-        live.catchup.running.fetch_sub(1, Ordering::SeqCst);
-    });
+    }
+    live.catchup.running.fetch_sub(1, Ordering::SeqCst);
 }

@@ -4,10 +4,12 @@
 //! acknowledges it with `session.ack(pid)` (cumulative). Only then is the
 //! XMPP stanza it came from marked handled, so the `<a h=…/>` jidgate
 //! gives the XMPP server (XEP-0198, `xmpp::sm`) never covers a stanza the
-//! phone has not confirmed. While the WebSocket is away the queue waits
-//! for `session.resume`, which replays it in order; past
-//! `facade.max_unacked` queued pushes, the XMPP reader waits (and with it
-//! the XMPP stream: backpressure, never loss).
+//! phone has not confirmed, except an archived chat message the reader
+//! leaves to the archive when the queue is full (`facade::catchup`).
+//! While the WebSocket is away the queue waits for `session.resume`,
+//! which replays it in order; past `facade.max_unacked` queued pushes, a
+//! push from the XMPP server waits (and with it the XMPP stream:
+//! backpressure, never loss).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -135,6 +137,23 @@ impl Delivery {
             self.room.notify_waiters();
         }
         done
+    }
+
+    /// The queue holds `facade.max_unacked` pushes: one from the XMPP
+    /// server would wait.
+    pub fn is_full(&self) -> bool {
+        self.state().queue.len() >= self.max_unacked
+    }
+
+    /// Waits until at most `n` pushes wait for acknowledgement.
+    pub async fn wait_until_at_most(&self, n: usize) {
+        loop {
+            let room = self.room.notified();
+            if self.state().queue.len() <= n {
+                return;
+            }
+            room.await;
+        }
     }
 
     /// The archive ids of the pushes waiting for acknowledgement.

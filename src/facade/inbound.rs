@@ -266,6 +266,12 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
                 if live.catchup.claimed(&a, &from, &chat.id) {
                     return false;
                 }
+                // The push queue is full: the archive keeps it for a
+                // catch-up, and the stream goes on.
+                if catchup::leave_to_archive(live) {
+                    catchup::fall_behind(live);
+                    return false;
+                }
                 origin.moves_cursor = live.catchup.moves_cursor();
                 origin.archive = Some(a);
             }

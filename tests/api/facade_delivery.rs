@@ -25,8 +25,38 @@ on_each_server!(
     a_message_the_server_delivers_again_counts_once_as_unread,
     a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_acknowledged,
     a_message_the_server_no_longer_holds_for_the_phone_is_caught_up_at_the_next_login,
+    a_full_push_queue_does_not_hold_the_xmpp_stream,
     what_offline_storage_and_the_archive_both_hold_is_pushed_once,
 );
+
+/// The server's admin, over plain XMPP (not held by ejabberd's `normal`
+/// shaper, 3,000 bytes a second, config/ejabberd.yml), sends `n` texts
+/// with receipt requests to `to`; returns their ids once the server has
+/// handled them all (stored offline or delivered, and archived).
+async fn backlog(xmpp: &XmppServer, to: &crate::binding::User, n: usize) -> Vec<String> {
+    let admin = xmpp
+        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+        .await
+        .expect("admin login");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut m = Message::chat(Some(Jid::from(to.bare())));
+        m.id = Some(Id(format!("backlog-{i}")));
+        m.bodies.insert(Lang::default(), format!("m{i}"));
+        m.payloads.push(Request.into());
+        admin.send(m).await.expect("sent");
+        ids.push(format!("backlog-{i}"));
+    }
+    // The server handles a stream in order: once an answer is back, every
+    // message is handled (ejabberd takes seconds for a thousand).
+    for _ in 0..20 {
+        if roster::get(&admin).await.is_ok() {
+            admin.close().await;
+            return ids;
+        }
+    }
+    panic!("the server did not answer after the backlog");
+}
 
 /// `from` sends `n` texts to `to_uid`; returns their msgids.
 async fn send_n(from: &mut Ws, to_uid: &str, n: usize) -> Vec<String> {
@@ -203,29 +233,7 @@ async fn a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_a
     let xmpp = XmppServer::start(kind).await;
     let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nresume_timeout = 1\n")).await;
     let ub = phone(&app, "13800000082", "").await;
-    let admin = xmpp
-        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
-        .await
-        .expect("admin login");
-    let mut ids = Vec::new();
-    for i in 0..N {
-        let mut m = Message::chat(Some(Jid::from(ub.bare())));
-        m.id = Some(Id(format!("backlog-{i}")));
-        m.bodies.insert(Lang::default(), format!("m{i}"));
-        m.payloads.push(Request.into());
-        admin.send(m).await.expect("sent");
-        ids.push(format!("backlog-{i}"));
-    }
-    // The server handles a stream in order: once an answer is back, every
-    // message is stored offline and archived (ejabberd takes seconds).
-    let mut routed = false;
-    for _ in 0..20 {
-        if roster::get(&admin).await.is_ok() {
-            routed = true;
-            break;
-        }
-    }
-    assert!(routed, "the server did not answer after the backlog");
+    let ids = backlog(&xmpp, &ub, N).await;
 
     // Act: b logs in, takes a first batch without acknowledging any, and
     // its socket drops; past the resume window it logs in again and
@@ -347,6 +355,46 @@ async fn what_offline_storage_and_the_archive_both_hold_is_pushed_once(kind: Kin
         acks.push(a.push("msgack").await["data"]["msgid"].clone());
     }
     assert_eq!(acks, ids);
+}
+
+async fn a_full_push_queue_does_not_hold_the_xmpp_stream(kind: Kind) {
+    // Arrange: room for 20 unacknowledged pushes; 400 messages come (more
+    // than the XMPP session's own queue of inbound stanzas, 256).
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(
+        &xmpp,
+        Settings::toml("[facade]\nmax_unacked = 20\nrequests_per_second = 100000\n"),
+    )
+    .await;
+    let ub = phone(&app, "13800000141", "").await;
+    let mut b = Ws::started(&app, &ub.token).await;
+    let ids = backlog(&xmpp, &ub, 400).await;
+    let first = newmsgs(&mut b, 20).await;
+
+    // Act: with 20 pushes unacknowledged, a function that needs an IQ
+    // answer from the server (the own vCard).
+    let info = tokio::time::timeout(
+        Duration::from_secs(5),
+        b.call("user.info", json!({"uid": ub.name})),
+    )
+    .await;
+
+    // Assert: answered (the stream was not held behind the queue); then,
+    // acknowledging as it reads, the phone gets all 400 (the ones left to
+    // the archive from a catch-up in the session).
+    let info = info.expect("user.info waited for the push queue");
+    assert_eq!(info["errno"], 0, "{info}");
+    let mut seen: std::collections::HashSet<String> = first.iter().map(|f| f.1.clone()).collect();
+    b.ack(&first[19].0).await;
+    while seen.len() < ids.len() {
+        let Ok(got) = tokio::time::timeout(Duration::from_secs(8), newmsgs(&mut b, 1)).await else {
+            break;
+        };
+        seen.insert(got[0].1.clone());
+        b.ack(&got[0].0).await;
+    }
+    let all: std::collections::HashSet<String> = ids.into_iter().collect();
+    assert_eq!(seen, all);
 }
 
 /// A phone that leaves its pushes unacknowledged stops its session's
