@@ -1,6 +1,7 @@
-//! Catching up from the archive at login, so that no message is lost
-//! where the XMPP server fails to keep what a session left
-//! unacknowledged (docs/facade.md, "Catching up from the archive").
+//! Catching up from the archive, at login and when the push queue
+//! overflowed, so that no message is lost where the XMPP server fails to
+//! keep what a session left unacknowledged (docs/facade.md, "Catching up
+//! from the archive").
 //!
 //! The server archives every chat message for its recipient (XEP-0313)
 //! and stamps the copy it delivers with the archive id (XEP-0359
