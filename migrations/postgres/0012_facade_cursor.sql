@@ -7,7 +7,7 @@
 create table facade_cursor (
     account_id  bigint primary key references account (id) on delete cascade,
     archive_id  text,
-    clean       boolean not null default false,
+    clean       bigint not null default 0,
     owner       text not null,
     updated_at  bigint not null
 );

@@ -199,7 +199,7 @@ pub async fn names_with_prefix(db: &Db, prefix: &str, limit: i64) -> Result<Vec<
 }
 
 /// An account's catch-up state (docs/facade.md).
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// The archive id of the newest message its phone acknowledged.
     pub archive_id: Option<String>,
@@ -216,7 +216,7 @@ pub async fn start_cursor(
     owner: &str,
     now: i64,
 ) -> Result<Option<Cursor>, Error> {
-    let before: Option<Cursor> = on_pool!(db, pool => sqlx::query_as::<_, Cursor>(
+    let before: Option<(Option<String>, i64)> = on_pool!(db, pool => sqlx::query_as(
         "select archive_id, clean from facade_cursor where account_id = $1",
     )
     .bind(account_id)
@@ -228,13 +228,16 @@ pub async fn start_cursor(
          clean = excluded.clean, owner = excluded.owner, updated_at = excluded.updated_at",
     )
     .bind(account_id)
-    .bind(false)
+    .bind(0_i64)
     .bind(owner)
     .bind(now)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
-    Ok(before)
+    Ok(before.map(|(archive_id, clean)| Cursor {
+        archive_id,
+        clean: clean != 0,
+    }))
 }
 
 /// Moves an account's catch-up cursor.
@@ -267,7 +270,7 @@ pub async fn end_cursor_clean(
     )
     .bind(account_id)
     .bind(owner)
-    .bind(true)
+    .bind(1_i64)
     .bind(archive_id)
     .bind(now)
     .execute(pool)
