@@ -78,7 +78,7 @@ pub struct CatchUp {
     /// Chat messages were left to the archive while the push queue was
     /// full ([`fall_behind`]).
     behind: AtomicBool,
-    /// A catch-up in this session failed: the next login must catch up.
+    /// A catch-up of this session failed: the next login must catch up.
     unsure: AtomicBool,
     cursor: Mutex<Cursor>,
 }
@@ -233,7 +233,9 @@ pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
             found
         }
         Err(e) => {
+            // The next login tries again.
             tracing::warn!(error = %e, "facade catch-up: archive not read");
+            live.catchup.unsure.store(true, Ordering::SeqCst);
             Vec::new()
         }
     }
