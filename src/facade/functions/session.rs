@@ -86,13 +86,22 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     // message itself is safe).
     let Ok(handle) = live.xmpp() else { return };
     tokio::spawn(async move {
-        for r in receipts {
+        for (i, r) in receipts.into_iter().enumerate() {
+            // Paced: the receipts a batch acknowledgement releases would
+            // otherwise reach the XMPP server at once, and the next
+            // message (any user's) would wait behind them there.
+            if i > 0 {
+                tokio::time::sleep(RECEIPT_PACE).await;
+            }
             if handle.send(r).await.is_err() {
                 break;
             }
         }
     });
 }
+
+/// The gap between two receipts released by one acknowledgement.
+const RECEIPT_PACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// `session.renew(refresh_token)`: a new token pair for this session's
 /// app and user, without dropping the socket.
