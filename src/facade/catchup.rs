@@ -78,6 +78,8 @@ pub struct CatchUp {
     /// Chat messages were left to the archive while the push queue was
     /// full ([`fall_behind`]).
     behind: AtomicBool,
+    /// A task runs [`fall_behind`]'s catch-up.
+    catching: AtomicBool,
     /// A catch-up of this session failed: the next login must catch up.
     unsure: AtomicBool,
     cursor: Mutex<Cursor>,
@@ -103,6 +105,7 @@ impl Default for CatchUp {
             claimed: Mutex::default(),
             running: AtomicUsize::new(0),
             behind: AtomicBool::new(false),
+            catching: AtomicBool::new(false),
             unsure: AtomicBool::new(false),
             cursor: Mutex::default(),
         }
@@ -285,7 +288,9 @@ pub fn leave_to_archive(live: &Live) -> bool {
 /// pushes it. The XMPP stream never waits for the phone on chat
 /// messages, so IQ answers and other stanzas keep flowing.
 pub fn fall_behind(live: &Arc<Live>) {
-    if live.catchup.behind.swap(true, Ordering::SeqCst) {
+    live.catchup.behind.store(true, Ordering::SeqCst);
+    // One such catch-up task per session at a time.
+    if live.catchup.catching.swap(true, Ordering::SeqCst) {
         return;
     }
     let live = live.clone();
@@ -311,7 +316,12 @@ pub fn fall_behind(live: &Arc<Live>) {
                     return;
                 }
             }
-            if !live.catchup.behind.load(Ordering::SeqCst) {
+            // Left behind again meanwhile: go on, unless a call to
+            // fall_behind in this very moment started a task of its own.
+            live.catchup.catching.store(false, Ordering::SeqCst);
+            if !live.catchup.behind.load(Ordering::SeqCst)
+                || live.catchup.catching.swap(true, Ordering::SeqCst)
+            {
                 return;
             }
         }
