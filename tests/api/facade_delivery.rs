@@ -26,6 +26,7 @@ on_each_server!(
     a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_acknowledged,
     a_message_the_server_no_longer_holds_for_the_phone_is_caught_up_at_the_next_login,
     a_full_push_queue_does_not_hold_the_xmpp_stream,
+    a_session_ends_clean_only_with_every_push_acknowledged,
     what_offline_storage_and_the_archive_both_hold_is_pushed_once,
 );
 
@@ -395,6 +396,50 @@ async fn a_full_push_queue_does_not_hold_the_xmpp_stream(kind: Kind) {
     }
     let all: std::collections::HashSet<String> = ids.into_iter().collect();
     assert_eq!(seen, all);
+}
+
+async fn a_session_ends_clean_only_with_every_push_acknowledged(kind: Kind) {
+    // Arrange
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nresume_timeout = 1\n")).await;
+    let ua = phone(&app, "13800000151", "").await;
+    let ub = phone(&app, "13800000152", "").await;
+    let mut a = Ws::login(&app, &ua.token).await;
+    let clean = || async {
+        sqlx::query_as::<_, (i64, Option<String>)>(
+            "select f.clean, f.archive_id from facade_cursor f \
+             join account a on a.id = f.account_id where a.user_name = $1",
+        )
+        .bind(&ub.name)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+
+    // Act 1: b acknowledges both messages, then its socket drops.
+    let mut b = Ws::started(&app, &ub.token).await;
+    send_n(&mut a, &ub.name, 2).await;
+    let got = newmsgs(&mut b, 2).await;
+    b.ack(&got[1].0).await;
+    b.drop_abruptly();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_acked = clean().await;
+
+    // Act 2: b logs in again, leaves a new message unacknowledged, drops.
+    let mut b2 = Ws::started(&app, &ub.token).await;
+    let during = clean().await;
+    send_n(&mut a, &ub.name, 1).await;
+    newmsgs(&mut b2, 1).await;
+    b2.drop_abruptly();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_unacked = clean().await;
+
+    // Assert: clean (with a cursor) only after the first; a live session
+    // counts as unclean (a crash then leaves it so).
+    assert_eq!(after_acked.0, 1, "{after_acked:?}");
+    assert!(after_acked.1.is_some(), "no cursor: {after_acked:?}");
+    assert_eq!(during.0, 0);
+    assert_eq!(after_unacked.0, 0);
 }
 
 /// A phone that leaves its pushes unacknowledged stops its session's
