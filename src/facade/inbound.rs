@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::BareJid;
 use xmpp_parsers::message::{Message, MessageType};
@@ -21,10 +21,11 @@ use super::catchup;
 use super::delivery::{Origin, Out};
 use super::envelope::errno;
 use super::live::{Live, lock};
+use super::newmsg::{count_unread, message_json};
 use crate::backoff::Backoff;
 use crate::clock::now;
 use crate::db::facade as store;
-use crate::xmpp::chat::{self, Chat, Incoming};
+use crate::xmpp::chat::{self, Incoming};
 use crate::xmpp::presence::{self, Seen};
 use crate::xmpp::{Ended, Inbound, Session};
 
@@ -198,38 +199,6 @@ pub async fn handle(live: &Arc<Live>, generation: u64, inbound: Inbound) {
     }
 }
 
-/// The `message` object of a `newmsg` push (and of history items).
-pub fn message_json(chat: &Chat, uid: &str, time: i64, delayed: bool) -> Value {
-    let mut m = Map::new();
-    m.insert("msgid".into(), json!(chat.id));
-    m.insert("uid".into(), json!(uid));
-    m.insert("type".into(), json!(chat.kind.as_str()));
-    m.insert("content".into(), json!(chat.content));
-    m.insert("time".into(), json!(time));
-    if delayed {
-        m.insert("delayed".into(), json!(true));
-    }
-    let media = &chat.media;
-    for (k, v) in [
-        ("size", media.size),
-        ("duration", media.duration),
-        ("width", media.width),
-        ("height", media.height),
-    ] {
-        if let Some(v) = v {
-            m.insert(k.into(), json!(v));
-        }
-    }
-    if let Some(n) = &media.name {
-        m.insert("name".into(), json!(n));
-    }
-    if let Some((lat, lng)) = chat.location {
-        m.insert("lat".into(), json!(lat));
-        m.insert("lng".into(), json!(lng));
-    }
-    Value::Object(m)
-}
-
 async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
     let Some(from) = m.from.as_ref().map(|f| f.to_bare()) else {
         return false;
@@ -290,19 +259,6 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
     };
     live.delivery.push(type_, &data, origin).await;
     true
-}
-
-/// One more unread message `msgid` from `uid`, counted beside delivery,
-/// never in its way; once per msgid (the server may deliver a message
-/// again, and a catch-up may push it too).
-pub fn count_unread(live: &Live, uid: &str, msgid: &str) {
-    let (db, id) = (live.app().db.clone(), live.account.id);
-    let (peer, msgid) = (uid.to_owned(), msgid.to_owned());
-    tokio::spawn(async move {
-        if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
-            tracing::warn!(error = %e, "unread count not kept");
-        }
-    });
 }
 
 async fn presence_seen(live: &Arc<Live>, seq: u64, seen: Seen) -> bool {

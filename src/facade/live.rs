@@ -14,7 +14,7 @@ use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster::{Item, Subscription};
 
 use super::Facade;
-use super::catchup::CatchUp;
+use super::catchup::state::CatchUp;
 use super::delivery::Delivery;
 use super::envelope::{Failure, errno};
 use super::names::Names;
@@ -117,7 +117,7 @@ impl Live {
             roster: Mutex::new(items.into_iter().map(|i| (i.jid.clone(), i)).collect()),
             online: Mutex::default(),
             first_user: Mutex::default(),
-            catchup: CatchUp::default(),
+            catchup: CatchUp::new(app.db.clone(), account.id),
             stop: CancellationToken::new(),
             account,
             facade: facade.clone(),

@@ -15,6 +15,7 @@
 //! - [`catchup`]: at login, what the archive holds after the newest
 //!   message the phone acknowledged.
 //! - [`names`]: uids ↔ JIDs.
+//! - [`newmsg`]: what a `newmsg` push carries; the unread count.
 //! - [`functions`]: the functions, one file per family.
 
 pub mod catchup;
@@ -25,6 +26,7 @@ pub mod functions;
 pub mod inbound;
 pub mod live;
 pub mod names;
+pub mod newmsg;
 pub mod session;
 
 use std::collections::HashMap;

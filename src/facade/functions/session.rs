@@ -77,7 +77,7 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
         }
     }
     if let Some(a) = archived {
-        live.catchup.acknowledged(live, a);
+        live.catchup.acknowledged(a);
     }
     if receipts.is_empty() {
         return;

@@ -41,18 +41,15 @@
 //! messages before its offline backlog, so no message pushed first can
 //! stand for "everything before it was seen".
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use xmpp_parsers::jid::BareJid;
 
 use super::delivery::Origin;
-use super::inbound::{count_unread, message_json};
 use super::live::{Live, lock};
+use super::newmsg::{count_unread, message_json};
 use crate::binding::login_with;
 use crate::clock::now;
 use crate::crypto::random_token;
@@ -61,56 +58,13 @@ use crate::xmpp::chat::{self, Incoming};
 use crate::xmpp::mam::{self, Page};
 use crate::xmpp::{Session, SessionOptions, XmppError};
 
+pub mod state;
+
+use state::sent_key;
+
 /// Archive results asked for per query (Prosody and ejabberd both answer
 /// at most 50 by default).
 const PAGE: usize = 50;
-
-/// A session's catch-up state.
-pub struct CatchUp {
-    /// Names this session in `facade_cursor.owner`.
-    owner: String,
-    /// Archive ids a catch-up of this session pushes (or will): the server
-    /// delivering one of them again is not pushed twice.
-    claimed: Mutex<HashSet<String>>,
-    /// Catch-ups pushing now: while one does, only its pushes move the
-    /// cursor.
-    running: AtomicUsize,
-    /// Chat messages were left to the archive while the push queue was
-    /// full ([`fall_behind`]).
-    behind: AtomicBool,
-    /// A task runs [`fall_behind`]'s catch-up.
-    catching: AtomicBool,
-    /// A catch-up of this session failed: the next login must catch up.
-    unsure: AtomicBool,
-    cursor: Mutex<Cursor>,
-}
-
-#[derive(Default)]
-struct Cursor {
-    /// Read from the database (at the first login of this session).
-    loaded: bool,
-    /// Where the cursor should be (an archive id; `None`: before the
-    /// oldest).
-    want: Option<String>,
-    /// What the database holds.
-    stored: Option<String>,
-    /// A task is writing `want` to the database.
-    writing: bool,
-}
-
-impl Default for CatchUp {
-    fn default() -> CatchUp {
-        CatchUp {
-            owner: random_token::<12>(),
-            claimed: Mutex::default(),
-            running: AtomicUsize::new(0),
-            behind: AtomicBool::new(false),
-            catching: AtomicBool::new(false),
-            unsure: AtomicBool::new(false),
-            cursor: Mutex::default(),
-        }
-    }
-}
 
 /// One archived message found after the cursor.
 pub struct Found {
@@ -120,72 +74,6 @@ pub struct Found {
     msgid: String,
     data: Value,
     receipt: bool,
-}
-
-impl CatchUp {
-    /// The server delivered message `msgid` from `from`, archived as
-    /// `archive_id`: whether a catch-up pushes it already. By either
-    /// name: ejabberd gives a message it routes again (a stream that
-    /// ended unacknowledged) a new stanza-id.
-    pub fn claimed(&self, archive_id: &str, from: &BareJid, msgid: &str) -> bool {
-        let claimed = lock(&self.claimed);
-        claimed.contains(archive_id) || claimed.contains(&sent_key(from, msgid))
-    }
-
-    /// Whether acknowledging a push of an archived message from the
-    /// server should move the cursor: not while a catch-up is pushing (its
-    /// own pushes move it then).
-    pub fn moves_cursor(&self) -> bool {
-        self.running.load(Ordering::SeqCst) == 0
-    }
-
-    /// The phone acknowledged the push of archived message `archive_id`
-    /// (the newest of an acknowledgement).
-    pub fn acknowledged(&self, live: &Arc<Live>, archive_id: String) {
-        lock(&self.cursor).want = Some(archive_id);
-        write(live);
-    }
-}
-
-/// How often a session writes its cursor at most.
-const WRITE_EVERY: Duration = Duration::from_secs(1);
-
-/// Writes the wanted cursor, one writer at a time (acknowledgements come
-/// often; the newest wins).
-fn write(live: &Arc<Live>) {
-    {
-        let mut c = lock(&live.catchup.cursor);
-        if c.writing || !c.loaded {
-            return;
-        }
-        c.writing = true;
-    }
-    let live = live.clone();
-    tokio::spawn(async move {
-        loop {
-            // At most one write a second: a crash costs duplicates only.
-            tokio::time::sleep(WRITE_EVERY).await;
-            let next = {
-                let mut c = lock(&live.catchup.cursor);
-                if c.want == c.stored {
-                    c.writing = false;
-                    return;
-                }
-                c.want.clone()
-            };
-            let Some(id) = next.clone() else {
-                lock(&live.catchup.cursor).writing = false;
-                return;
-            };
-            let db = &live.app().db;
-            if let Err(e) = store::set_cursor(db, live.account.id, &id, now()).await {
-                tracing::warn!(error = %e, "facade catch-up cursor not kept");
-                lock(&live.catchup.cursor).writing = false;
-                return;
-            }
-            lock(&live.catchup.cursor).stored = next;
-        }
-    });
 }
 
 /// Before initial presence: the archived chat messages after the cursor
@@ -326,12 +214,6 @@ pub fn fall_behind(live: &Arc<Live>) {
             }
         }
     });
-}
-
-/// A message by its sender and id (a sender's ids cannot shadow
-/// another's).
-fn sent_key(from: &BareJid, msgid: &str) -> String {
-    format!("{from}\n{msgid}")
 }
 
 /// The session ends: if no archived push waits for acknowledgement (and
