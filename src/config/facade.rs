@@ -25,10 +25,11 @@ pub struct FacadeConfig {
     /// Seconds the XMPP session is kept after the WebSocket drops, for
     /// `session.resume`.
     pub resume_timeout: u64,
-    /// Pushes not yet acknowledged by the client before jidgate leaves
-    /// archived chat messages to the archive (for a catch-up in the
-    /// session) and makes other stanzas wait, which stops reading from the
-    /// XMPP server (backpressure).
+    /// Pushes not yet acknowledged by the client before the queue is
+    /// full: jidgate then leaves archived chat messages to the archive
+    /// (for a catch-up in the session), drops chat states, and lets other
+    /// stanzas wait in an overflow line of a quarter as many; past that it
+    /// stops reading from the XMPP server (backpressure).
     pub max_unacked: usize,
     /// Most archived messages one login catches up on (pushed as
     /// `newmsg` with `delayed`) after the newest one the phone

@@ -4,7 +4,9 @@
 //! (`msgack`), chat states (`typing`), markers (`read`), presence
 //! (`presence`) and subscriptions (`event`). A stanza that becomes a push
 //! is handled (for XEP-0198) when the phone acknowledges the push; any
-//! other at once.
+//! other at once. While the push queue is full, chat states are dropped
+//! and a contact's presence replaces its older one still waiting
+//! (`facade::delivery`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +139,7 @@ async fn reconnect(
         if live.facade.replaced(live) {
             return Err(("anotherlogin", json!({"reason": "another login"})));
         }
+        let attempted = now();
         let attempt = tokio::select! {
             _ = live.stop.cancelled() => return Err(gone()),
             a = tokio::time::timeout_at(give_up, live.relogin()) => a,
@@ -144,9 +147,11 @@ async fn reconnect(
         match attempt {
             Err(_) => return Err(gone()),
             Ok(Ok((session, generation))) => {
+                let sweep = catchup::sweep_begin(live, session.software(), attempted);
                 let found = catchup::collect(live).await;
                 let announced = live.announce().await;
                 catchup::deliver(live, found);
+                catchup::sweep(live, sweep);
                 if announced.is_err() {
                     // Dropped again at once: the next round notices.
                     tracing::info!("facade XMPP stream dropped right after reconnecting");
@@ -242,6 +247,7 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
                     return false;
                 }
                 origin.moves_cursor = live.catchup.moves_cursor();
+                live.catchup.pushed_live(&a, &from, &chat.id);
                 origin.archive = Some(a);
             }
             count_unread(live, &uid, &chat.id);
@@ -253,6 +259,10 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
         Incoming::Receipt(id) => ("msgack", json!({"uid": uid, "msgid": id})),
         Incoming::Displayed(id) => ("read", json!({"uid": uid, "msgid": id})),
         Incoming::State(state) => {
+            // Of the moment only: not worth a place in a full queue.
+            if live.delivery.is_full() {
+                return false;
+            }
             let state = format!("{state:?}").to_lowercase();
             ("typing", json!({"uid": uid, "state": state}))
         }
@@ -311,9 +321,15 @@ async fn online(live: &Arc<Live>, seq: u64, from: BareJid, on: bool) -> bool {
     }
     let uid = live.names.uid_of(live.app(), &from).await;
     let data = json!({"uid": uid, "online": on, "time": t});
-    live.delivery
-        .push("presence", &data, Origin::stanza(seq))
+    // Waiting for room, a contact's newer presence replaces its older.
+    let key = format!("presence\n{from}");
+    let older = live
+        .delivery
+        .push_keyed("presence", &data, Origin::stanza(seq), Some(key))
         .await;
+    if let Some(seq) = older.and_then(|o| o.seq) {
+        live.handled(seq);
+    }
     true
 }
 

@@ -237,7 +237,9 @@ impl Conn {
             .tokens
             .verify(token.expose_secret(), now())
             .await?;
+        let started = now();
         let (live, session) = Live::login(self.facade.clone(), token, info).await?;
+        let sweep = catchup::sweep_begin(&live, session.software(), started);
         tokio::spawn(inbound::read(live.clone(), session));
         // Before initial presence, while the stream is still quiet; the
         // catch-up claims what it will push before the server's offline
@@ -248,6 +250,7 @@ impl Conn {
         let acked = live.delivery.attach(self.out.clone(), 0);
         functions::session::acknowledged(&live, acked);
         catchup::deliver(&live, found);
+        catchup::sweep(&live, sweep);
         self.live = Some(live.clone());
         Ok(live)
     }

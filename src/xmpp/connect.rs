@@ -299,7 +299,10 @@ impl Connector {
             }
             early = super::sm::enable(&mut stream).await?;
         }
-        Ok(Session::spawn(stream, full, self.timeout, options, early))
+        let software = super::session::Software::from_features(&features);
+        let mut session = Session::spawn(stream, full, self.timeout, options, early);
+        session.software = software;
+        Ok(session)
     }
 }
 

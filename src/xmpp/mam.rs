@@ -26,6 +26,9 @@ pub enum Page {
     After(String),
     /// The oldest messages of the archive.
     Oldest,
+    /// The oldest messages stored at or after this Unix time (the form's
+    /// `start`).
+    Since(i64),
 }
 
 /// One archived message: its archive id, when it was stored, the message.
@@ -53,14 +56,20 @@ pub async fn query(
     max: usize,
 ) -> Result<Found, XmppError> {
     let queryid = iq::new_id();
-    let fields = with
+    let mut fields: Vec<Field> = with
         .map(|w| vec![Field::text_single("with", w.as_str())])
         .unwrap_or_default();
+    if let Page::Since(t) = page
+        && let Some(t) = chrono::DateTime::from_timestamp(t, 0)
+    {
+        let stamp = t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        fields.push(Field::text_single("start", &stamp));
+    }
     let form = DataForm::new(DataFormType::Submit, xmpp_parsers::ns::MAM, fields);
     let (before, after) = match page {
         Page::Before(b) => (Some(b.unwrap_or_default()), None),
         Page::After(a) => (None, Some(a)),
-        Page::Oldest => (None, None),
+        Page::Oldest | Page::Since(_) => (None, None),
     };
     let q = Query {
         queryid: Some(QueryId(queryid.clone())),

@@ -161,11 +161,14 @@ impl Ejabberd {
         );
         // The project's configuration, included without its own macros:
         // this file defines them for this run.
+        // JIDGATE_TEST_EJABBERD_LOGLEVEL=debug to study a failing test.
+        let loglevel = std::env::var("JIDGATE_TEST_EJABBERD_LOGLEVEL")
+            .unwrap_or_else(|_| "warning".to_owned());
         let config = format!(
             "define_macro:\n  XMPP_DOMAIN: \"{DOMAIN}\"\n  ADMIN_JID: \"admin@{DOMAIN}\"\n  \
              C2S_IP: \"127.0.0.1\"\n  C2S_PORT: {port}\n  STARTTLS: {tls}\n  \
              STARTTLS_REQUIRED: {tls}\n  CERTFILES: {certfiles}\n  CA_FILE: {roots:?}\n  \
-             LOGLEVEL: warning\n\
+             LOGLEVEL: {loglevel}\n\
              include_config_file:\n  {:?}:\n    disallow: [define_macro]\n",
             repo().join("config/ejabberd.yml").display()
         );

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use jidgate::xmpp::roster;
+use jidgate::xmpp::{chat, roster};
+use xmpp_parsers::chatstates::ChatState;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::{Id, Lang, Message};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::receipts::Request;
 use xmpp_parsers::stanza::Stanza;
 
-use crate::binding::phone;
+use crate::binding::{bind, bind_code, device, phone};
 use crate::facade_chat::{plain, plain_next};
 use crate::facade_client::Ws;
 use crate::helpers::*;
@@ -26,6 +28,7 @@ on_each_server!(
     a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_acknowledged,
     a_message_the_server_no_longer_holds_for_the_phone_is_caught_up_at_the_next_login,
     a_full_push_queue_does_not_hold_the_xmpp_stream,
+    a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream,
     a_session_ends_clean_only_with_every_push_acknowledged,
     what_offline_storage_and_the_archive_both_hold_is_pushed_once,
 );
@@ -396,6 +399,102 @@ async fn a_full_push_queue_does_not_hold_the_xmpp_stream(kind: Kind) {
     }
     let all: std::collections::HashSet<String> = ids.into_iter().collect();
     assert_eq!(seen, all);
+}
+
+async fn a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream(kind: Kind) {
+    // Arrange: room for 8 unacknowledged pushes (and 2 more waiting
+    // beside them); a phone bound to a device that is a plain XMPP client;
+    // the server's admin as a second plain client (ejabberd's `normal`
+    // shaper would slow the device's flood to seconds).
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(
+        &xmpp,
+        Settings::toml("[facade]\nmax_unacked = 8\nrequests_per_second = 100000\n"),
+    )
+    .await;
+    let owner = phone(&app, "13800000151", "").await;
+    let d = device(&app, "SN-FLOOD-1", "").await;
+    let code = bind_code(&app, &d).await;
+    assert_eq!(bind(&app, &owner, &[&d.name], &[&code]).await["result"], 0);
+    let mut o = Ws::started(&app, &owner.token).await;
+    let dev = plain(&xmpp, &d).await;
+    let online = o.push_where("presence", |x| x["online"] == true).await;
+    o.ack(&online["pid"]).await;
+    o.pushes.clear();
+    let admin = xmpp
+        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+        .await
+        .expect("admin login");
+    let to = Jid::from(owner.bare());
+    let receipt = |i: usize| chat::receipt(&owner.bare(), &format!("r{i}"));
+    // From now on the phone acknowledges nothing: 8 receipts fill its queue.
+    for i in 0..8 {
+        admin.send(receipt(i)).await.unwrap();
+    }
+
+    // Act: a flood of chat states; the device goes offline and online 20
+    // times; one more receipt; each sender waits until the server has
+    // handled its stream. Then the phone asks for something that needs an
+    // IQ answer from the server.
+    for i in 0..300 {
+        let state = if i % 2 == 0 {
+            ChatState::Composing
+        } else {
+            ChatState::Paused
+        };
+        let m = Message::chat(Some(to.clone())).with_payload(state);
+        admin.send(m).await.unwrap();
+    }
+    roster::get(&admin).await.unwrap();
+    for _ in 0..20 {
+        let gone = Presence::new(PresenceType::Unavailable);
+        dev.send(gone).await.unwrap();
+        dev.send(Presence::available()).await.unwrap();
+    }
+    roster::get(&dev).await.unwrap();
+    admin.send(receipt(8)).await.unwrap();
+    roster::get(&admin).await.unwrap();
+    let info = tokio::time::timeout(
+        Duration::from_secs(5),
+        o.call("user.info", json!({"uid": owner.name})),
+    )
+    .await;
+
+    // Assert: answered. Acknowledging, the phone then gets every receipt
+    // in order, no chat state (of the moment, dropped while the queue was
+    // full), and the device's presence once, as it stands now (online).
+    let info = info.expect("user.info waited behind the flood");
+    assert_eq!(info["errno"], 0, "{info}");
+    let mut frames: Vec<Value> = o.pushes.drain(..).collect();
+    loop {
+        let Some(last) = frames.iter().rev().find_map(|f| f["pid"].as_u64()) else {
+            panic!("no push came")
+        };
+        o.ack(&json!(last)).await;
+        frames.extend(o.pushes.drain(..));
+        match tokio::time::timeout(Duration::from_secs(2), o.frame()).await {
+            Ok(Some(f)) if f["push"] == true => frames.push(f),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    let of = |t: &str| -> Vec<Value> {
+        frames
+            .iter()
+            .filter(|f| f["type"] == t)
+            .map(|f| f["data"].clone())
+            .collect()
+    };
+    let acks: Vec<Value> = of("msgack").iter().map(|d| d["msgid"].clone()).collect();
+    let want: Vec<Value> = (0..9).map(|i| json!(format!("r{i}"))).collect();
+    assert_eq!(acks, want);
+    assert_eq!(of("typing"), Vec::<Value>::new());
+    let presence = of("presence");
+    assert_eq!(presence.len(), 1, "{frames:?}");
+    assert_eq!(presence[0]["uid"], d.name.as_str());
+    assert_eq!(presence[0]["online"], true);
+    let pids: Vec<u64> = frames.iter().filter_map(|f| f["pid"].as_u64()).collect();
+    assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "{pids:?}");
 }
 
 async fn a_session_ends_clean_only_with_every_push_acknowledged(kind: Kind) {

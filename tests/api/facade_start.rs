@@ -97,6 +97,48 @@ async fn messages_sent_while_a_session_starts_all_arrive(kind: Kind) {
     );
 }
 
+/// ejabberd 23.01's offline storage (mnesia) can lose a message stored in
+/// the instant a login's offline delivery empties the spool (a dirty write
+/// deleted by the delivery's transaction; `facade::catchup::sweep_begin`).
+/// The message is in the archive: a sweep after each login on ejabberd
+/// pushes it. The race is provoked by hand here: the spool is emptied
+/// between the message and the login.
+#[tokio::test]
+async fn ejabberd_a_message_archived_but_gone_from_offline_storage_at_login_still_arrives() {
+    // Arrange: a message to an offline facade user, archived and stored
+    // offline; then ejabberd forgets its offline copy.
+    let xmpp = XmppServer::start(Kind::Ejabberd).await;
+    let XmppServer::Ejabberd(e) = &xmpp else {
+        unreachable!()
+    };
+    let app = TestApp::spawn(&xmpp).await;
+    let ua = phone(&app, "13800000095", "").await;
+    let sender = xmpp
+        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    let mut m = Message::chat(Some(Jid::from(ua.bare())));
+    m.id = Some(Id("gone-1".into()));
+    m.bodies.insert(Lang::default(), "lost in the spool".into());
+    sender.send(m).await.unwrap();
+    jidgate::xmpp::roster::get(&sender).await.unwrap();
+    e.ctl(&["delete_old_messages", "0"]).unwrap();
+
+    // Act: the user's first facade login.
+    let mut a = Ws::started(&app, &ua.token).await;
+
+    // Assert: pushed, delayed, once.
+    let p = a.push("newmsg").await;
+    let msg = &p["data"]["message"];
+    assert_eq!(msg["msgid"], "gone-1", "{p}");
+    assert_eq!(msg["content"], "lost in the spool");
+    assert_eq!(msg["delayed"], true);
+    a.ack(&p["pid"]).await;
+    a.ok("session.ping", json!({})).await;
+    let again = tokio::time::timeout(Duration::from_secs(2), a.push("newmsg")).await;
+    assert!(again.is_err(), "pushed twice: {again:?}");
+}
+
 /// Reads `newmsg` pushes for `time`, noting their numbers and
 /// acknowledging (cumulatively, ten times a second: under the session's
 /// request rate).

@@ -32,6 +32,15 @@ pub struct CatchUp {
     pub(super) catching: AtomicBool,
     /// A catch-up of this session failed: the next login must catch up.
     pub(super) unsure: AtomicBool,
+    /// A sweep after login runs (`catchup::sweep`): archived messages
+    /// pushed live are noted in `seen`, and the session cannot end clean.
+    pub(super) sweeping: AtomicBool,
+    /// Archived messages pushed live while a sweep runs, by archive id and
+    /// by sender and id.
+    pub(super) seen: Mutex<HashSet<String>>,
+    /// The newest archived message acknowledged while a catch-up or sweep
+    /// held the cursor (its push did not move it).
+    pub(super) held: Mutex<Option<String>>,
     pub(super) cursor: Arc<Mutex<Cursor>>,
     /// Where the cursor is written, and whose it is.
     db: Db,
@@ -74,6 +83,9 @@ impl CatchUp {
             behind: AtomicBool::new(false),
             catching: AtomicBool::new(false),
             unsure: AtomicBool::new(false),
+            sweeping: AtomicBool::new(false),
+            seen: Mutex::default(),
+            held: Mutex::default(),
             cursor: Arc::default(),
             db,
             account_id,
@@ -89,6 +101,17 @@ impl CatchUp {
         claimed.contains(archive_id) || claimed.contains(&sent_key(from, msgid))
     }
 
+    /// The server delivered message `msgid` from `from`, archived as
+    /// `archive_id`, and it is pushed: a sweep running now does not push
+    /// it again.
+    pub fn pushed_live(&self, archive_id: &str, from: &BareJid, msgid: &str) {
+        if self.sweeping.load(Ordering::SeqCst) {
+            let mut seen = lock(&self.seen);
+            seen.insert(archive_id.to_owned());
+            seen.insert(sent_key(from, msgid));
+        }
+    }
+
     /// Whether acknowledging a push of an archived message from the
     /// server should move the cursor: not while a catch-up is pushing (its
     /// own pushes move it then).
@@ -101,6 +124,12 @@ impl CatchUp {
     pub fn acknowledged(&self, archive_id: String) {
         lock(&self.cursor).want = Some(archive_id);
         self.write();
+    }
+
+    /// The phone acknowledged the push of archived message `archive_id`,
+    /// which did not move the cursor (a catch-up or sweep held it).
+    pub fn held_back(&self, archive_id: String) {
+        *lock(&self.held) = Some(archive_id);
     }
 
     /// Writes the wanted cursor, one writer at a time (acknowledgements

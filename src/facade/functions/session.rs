@@ -64,7 +64,7 @@ pub fn ack(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure> {
 /// cursor moves to the newest archived message among them.
 pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     let mut receipts = Vec::new();
-    let mut archived = None;
+    let (mut archived, mut held) = (None, None);
     for p in done {
         if let Some(seq) = p.origin.seq {
             live.handled(seq);
@@ -74,7 +74,12 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
         }
         if p.origin.moves_cursor {
             archived = p.origin.archive.or(archived);
+        } else if let Some(a) = p.origin.archive {
+            held = Some(a);
         }
+    }
+    if let Some(a) = held {
+        live.catchup.held_back(a);
     }
     if let Some(a) = archived {
         live.catchup.acknowledged(a);
