@@ -329,6 +329,14 @@ mod tests {
         assert!(rx2.try_recv().is_err());
     }
 
+    /// `msgack` pushes `{i}` from stanzas `i`, in order.
+    async fn receipts(d: &Delivery, ids: std::ops::Range<u64>) {
+        for i in ids {
+            d.push("msgack", &serde_json::json!({ "i": i }), Origin::stanza(i))
+                .await;
+        }
+    }
+
     fn frames(rx: &mut mpsc::UnboundedReceiver<Out>) -> Vec<Value> {
         let mut v = Vec::new();
         while let Ok(Out::Frame(f)) = rx.try_recv() {
@@ -342,10 +350,7 @@ mod tests {
         let d = Delivery::new(8);
         let (tx, mut rx) = mpsc::unbounded_channel();
         d.attach(tx, 0);
-        for i in 0..10 {
-            d.push("msgack", &serde_json::json!({ "i": i }), Origin::stanza(i))
-                .await;
-        }
+        receipts(&d, 0..10).await;
         // 8 queued and sent, 2 waiting without pids.
         assert_eq!(frames(&mut rx).len(), 8);
         assert_eq!(d.overflowed(), 2);
@@ -375,10 +380,7 @@ mod tests {
     #[tokio::test]
     async fn a_keyed_push_replaces_the_one_waiting_and_returns_its_origin() {
         let d = Delivery::new(8);
-        for i in 0..8 {
-            d.push("msgack", &serde_json::json!({ "i": i }), Origin::stanza(i))
-                .await;
-        }
+        receipts(&d, 0..8).await;
         let key = || Some("presence\nb@x".to_owned());
         let on = serde_json::json!({"online": true});
         let off = serde_json::json!({"online": false});
@@ -411,10 +413,7 @@ mod tests {
     async fn a_push_waits_when_the_overflow_line_is_full_too() {
         let d = Delivery::new(4);
         // 4 queued, 1 overflowed (a quarter of 4).
-        for i in 0..5 {
-            d.push("msgack", &serde_json::json!({ "i": i }), Origin::stanza(i))
-                .await;
-        }
+        receipts(&d, 0..5).await;
         let data = serde_json::json!({"i": 5});
         let sixth = d.push("msgack", &data, Origin::stanza(5));
         assert!(

@@ -299,7 +299,7 @@ impl Connector {
             }
             early = super::sm::enable(&mut stream).await?;
         }
-        let software = super::session::Software::from_features(&features);
+        let software = super::software::Software::from_features(&features);
         let mut session = Session::spawn(stream, full, self.timeout, options, early);
         session.software = software;
         Ok(session)

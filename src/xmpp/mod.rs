@@ -39,6 +39,7 @@ pub mod presence;
 pub mod roster;
 pub mod session;
 pub mod sm;
+pub mod software;
 mod stream;
 pub mod vcard;
 

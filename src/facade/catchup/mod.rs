@@ -41,6 +41,7 @@
 //! messages before its offline backlog, so no message pushed first can
 //! stand for "everything before it was seen".
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -56,10 +57,12 @@ use crate::crypto::random_token;
 use crate::db::facade as store;
 use crate::xmpp::chat::{self, Incoming};
 use crate::xmpp::mam::{self, Page};
-use crate::xmpp::session::Software;
 use crate::xmpp::{Session, SessionOptions, XmppError};
 
 pub mod state;
+mod sweep;
+
+pub use sweep::{sweep, sweep_begin};
 
 use state::sent_key;
 
@@ -136,17 +139,9 @@ pub async fn collect(live: &Arc<Live>) -> Vec<Found> {
 /// The archived chat messages after `cursor` that no push waiting for
 /// acknowledgement holds, read on a short session of its own and claimed.
 async fn fetch(live: &Arc<Live>, cursor: Option<String>) -> Result<Vec<Found>, XmppError> {
-    let app = live.app();
-    let max = app.config.facade.catchup_max;
-    let resource = format!("facade-catchup-{}", random_token::<6>());
-    let mut session = login_with(app, &live.account, &resource, SessionOptions::default())
-        .await
-        .map_err(|e| XmppError::Protocol(format!("no archive session: {e}")))?;
     tracing::debug!(?cursor, "facade catch-up reads the archive");
     let first = cursor.map_or(Page::Oldest, Page::After);
-    let found = read_from(live, &mut session, first, max).await;
-    session.close().await;
-    let mut found = found?;
+    let mut found = read_apart(live, first).await?;
     // Pushes still waiting (from before a reconnection, or before the
     // queue filled) stay as they are: the phone gets them on resume, and
     // acknowledging a later push acknowledges them too.
@@ -154,138 +149,32 @@ async fn fetch(live: &Arc<Live>, cursor: Option<String>) -> Result<Vec<Found>, X
     found.retain(|f| !pending.contains(&f.archive_id));
     tracing::debug!(msgids = ?found.iter().map(|f| &f.msgid).collect::<Vec<_>>(), "facade catch-up");
     let mut claimed = lock(&live.catchup.claimed);
-    if claimed.len() > 4 * max {
+    if claimed.len() > 4 * live.app().config.facade.catchup_max {
         claimed.clear();
     }
-    for f in &found {
-        claimed.insert(f.archive_id.clone());
-        claimed.insert(sent_key(&f.from, &f.msgid));
-    }
+    claim(&mut claimed, &found);
     Ok(found)
 }
 
-/// How long before a login the sweep reads the archive from: the
-/// messages that can be lost were archived in the instant of the login's
-/// offline delivery; the margin covers a slow server and a clock apart
-/// from the server's. What the phone had by the login's cursor, and what
-/// the session pushes itself, is not pushed again.
-const SWEEP_MARGIN: i64 = 30;
-
-/// At a login, before the catch-up, on ejabberd: a sweep after the login will
-/// read the archive from just before `login_started` (Unix time). Until it
-/// is done, pushes of live messages are noted and move no cursor, and the
-/// session cannot end clean. `None`: no sweep (other servers, or the
-/// catch-up off).
-///
-/// Why: ejabberd 23.01 (mod_offline, mnesia) stores an offline message
-/// with a dirty write while a session's offline delivery reads and deletes
-/// the user's spool in a transaction; a message stored in that instant is
-/// deleted unread (`mod_offline_mnesia:store_message/pop_messages`). It
-/// was archived just before (`mod_mam:offline_message`), so the sweep
-/// finds it. Prosody stores and delivers offline messages in one thread.
-pub fn sweep_begin(live: &Arc<Live>, software: Software, login_started: i64) -> Option<i64> {
-    if software != Software::Ejabberd || live.app().config.facade.catchup_max == 0 {
-        return None;
-    }
-    live.catchup.sweeping.store(true, Ordering::SeqCst);
-    live.catchup.running.fetch_add(1, Ordering::SeqCst);
-    Some(login_started - SWEEP_MARGIN)
-}
-
-/// Where a sweep reads from.
-struct Sweep {
-    /// Unix time.
-    since: i64,
-    /// The cursor as the login found it: the phone has that message and
-    /// every one before it.
-    cursor: Option<String>,
-}
-
-/// After initial presence (see [`sweep_begin`]): once the server has
-/// handled it, reads what the archive stored since `since` on a short
-/// session and pushes, in archive order, what this session did not push
-/// already or is about to (claims, pending pushes).
-pub fn sweep(live: &Arc<Live>, since: Option<i64>) {
-    let Some(since) = since else { return };
-    // The cursor as the login found it (the catch-up has read it, and
-    // nothing moved it since `sweep_begin`).
-    let cursor = lock(&live.catchup.cursor).want.clone();
-    let sweep = Sweep { since, cursor };
-    let live = live.clone();
-    tokio::spawn(async move {
-        match sweep_read(&live, sweep).await {
-            Ok(found) if !found.is_empty() => {
-                tracing::debug!(msgids = ?found.iter().map(|f| &f.msgid).collect::<Vec<_>>(), "facade sweep after login");
-                // Counts the sweep as done at its end.
-                push_all(&live, found).await;
-            }
-            Ok(_) => {
-                // Nothing was missing: what the phone acknowledged
-                // meanwhile may move the cursor, if it has everything.
-                let last = live.catchup.running.fetch_sub(1, Ordering::SeqCst) == 1;
-                if last && live.delivery.release_cursor() {
-                    let held = lock(&live.catchup.held).take();
-                    if let Some(h) = held {
-                        live.catchup.acknowledged(h);
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "facade sweep after login failed");
-                live.catchup.unsure.store(true, Ordering::SeqCst);
-                live.catchup.running.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        lock(&live.catchup.seen).clear();
-        // A session stopped meanwhile did not push all it found.
-        if !live.stop.is_cancelled() {
-            live.catchup.sweeping.store(false, Ordering::SeqCst);
-        }
-    });
-}
-
-async fn sweep_read(live: &Arc<Live>, sweep: Sweep) -> Result<Vec<Found>, XmppError> {
-    // An answer on the delivery stream: the server has handled initial
-    // presence, its offline delivery included.
-    let handle = live
-        .xmpp()
-        .map_err(|f| XmppError::Protocol(f.error.to_string()))?;
-    handle
-        .iq(
-            None,
-            crate::xmpp::IqRequest::Get(xmpp_parsers::ping::Ping.into()),
-        )
-        .await?;
+/// Reads the archive from `first` on (at most `facade.catchup_max`
+/// messages) on a short session of its own (see `xmpp::mam`).
+async fn read_apart(live: &Arc<Live>, first: Page) -> Result<Vec<Found>, XmppError> {
     let app = live.app();
     let resource = format!("facade-catchup-{}", random_token::<6>());
     let mut session = login_with(app, &live.account, &resource, SessionOptions::default())
         .await
         .map_err(|e| XmppError::Protocol(format!("no archive session: {e}")))?;
-    let max = app.config.facade.catchup_max;
-    let found = read_from(live, &mut session, Page::Since(sweep.since), max).await;
+    let found = read_from(live, &mut session, first, app.config.facade.catchup_max).await;
     session.close().await;
-    let mut found = found?;
-    if let Some(c) = &sweep.cursor
-        && let Some(at) = found.iter().position(|f| &f.archive_id == c)
-    {
-        found.drain(..=at);
-    }
-    let pending = live.delivery.pending_archived();
-    let mut claimed = lock(&live.catchup.claimed);
-    let seen = lock(&live.catchup.seen);
-    found.retain(|f| {
-        let key = sent_key(&f.from, &f.msgid);
-        !(pending.contains(&f.archive_id)
-            || seen.contains(&f.archive_id)
-            || seen.contains(&key)
-            || claimed.contains(&f.archive_id)
-            || claimed.contains(&key))
-    });
-    for f in &found {
+    found
+}
+
+/// Claims `found` by both names (see [`state::CatchUp::claimed`]).
+fn claim(claimed: &mut HashSet<String>, found: &[Found]) {
+    for f in found {
         claimed.insert(f.archive_id.clone());
         claimed.insert(sent_key(&f.from, &f.msgid));
     }
-    Ok(found)
 }
 
 /// Whether an archived chat message from the server should be left to
