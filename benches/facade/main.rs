@@ -3,21 +3,22 @@
 //! Run: `cargo bench --bench facade` (needs `prosody`; `scripts/test.sh`
 //! installs it). Optional: `FACADE_BENCH_SESSIONS=1000,10000` (the idle
 //! session counts measured, cumulative), `FACADE_BENCH_CHAT=0` (memory
-//! only).
+//! only), `FACADE_BENCH_ROUNDS=3` (chat rounds; the figures are medians).
 //!
 //! 1. Starts a Prosody of its own from `config/prosody.cfg.lua` and jidgate
 //!    as a child process (`jidgate serve`, release build), so jidgate's
 //!    memory is measured apart from the clients'.
-//! 2. Chat, four paths through the same Prosody, one after the other:
-//!    two plain XMPP clients (jidgate's own session layer, TCP_NODELAY) and
-//!    two facade users (WebSocket → jidgate → Prosody → jidgate →
-//!    WebSocket), acknowledging every push, and again acknowledging every
-//!    20 pushes (`facade ack/20`); between them, two
-//!    more plain-client paths: the facade's message stanza without receipts
-//!    (`direct+stanza`), and that stanza with XEP-0198 and a receipt for
-//!    every message (`direct+rcpt`). Latency: messages
-//!    one at a time, p50 and p99 from send to arrival. Throughput: messages
-//!    with 100 in flight.
+//! 2. Chat, five paths through the same Prosody, one after the other, in
+//!    rounds (fresh accounts each round; medians reported): two plain
+//!    XMPP clients (jidgate's own session layer, TCP_NODELAY, bare
+//!    `<body/>` messages); the facade's message stanza without receipts
+//!    (`direct+stanza`); that stanza with XEP-0198 and a receipt for
+//!    every message (`direct+rcpt`, the baseline of the target:
+//!    plain clients doing the work the facade must do); and two facade
+//!    users (WebSocket → jidgate → Prosody → jidgate → WebSocket),
+//!    acknowledging every push, and again every 20 pushes
+//!    (`facade ack/20`). Latency: messages one at a time, p50 and p99
+//!    from send to arrival. Throughput: messages with 100 in flight.
 //! 3. Idle sessions: registers device accounts, then opens sessions up to
 //!    each count and reads jidgate's and Prosody's VmRSS before and after:
 //!    the difference over the count is the memory per session.
@@ -58,35 +59,63 @@ async fn main() {
         })
         .collect();
     let servers = Servers::start().await;
-    let names: Vec<String> = (0..10).map(|i| format!("SN-CHAT-{i}")).collect();
-    let chat_users = setup::accounts(servers.http_port, names, 10).await;
-
     let chat = std::env::var("FACADE_BENCH_CHAT").map_or(true, |v| v != "0");
     if chat {
-        chat_figures(&servers, &chat_users).await;
+        let rounds: usize = std::env::var("FACADE_BENCH_ROUNDS")
+            .map_or(3, |r| r.parse().expect("FACADE_BENCH_ROUNDS: a count"))
+            .max(1);
+        chat_figures(&servers, rounds).await;
     }
     idle_sessions(&servers, &counts).await;
 }
 
-async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
-    let direct = chat::direct(&servers.connector(), &chat_users[0], &chat_users[1], false).await;
-    let stanza = chat::direct(&servers.connector(), &chat_users[6], &chat_users[7], true).await;
-    let receipts =
-        chat::direct_with_receipts(&servers.connector(), &chat_users[4], &chat_users[5]).await;
-    let facade = chat::facade(servers.http_port, &chat_users[2], &chat_users[3], 1).await;
-    let facade20 = chat::facade(servers.http_port, &chat_users[8], &chat_users[9], 20).await;
+/// The five paths, `rounds` times over, each round on fresh accounts (each
+/// user stays under Prosody's archive limit, `chat::THROUGHPUT_N`); the
+/// figures are each path's medians over the rounds, so that one noisy
+/// moment on a shared machine does not decide the comparison.
+async fn chat_figures(servers: &Servers, rounds: usize) {
+    const PATHS: [&str; 5] = [
+        "direct XMPP",
+        "direct+stanza",
+        "direct+rcpt",
+        "facade",
+        "facade ack/20",
+    ];
+    let mut all: Vec<Vec<chat::Figures>> = (0..PATHS.len()).map(|_| Vec::new()).collect();
     println!(
-        "chat, {} messages one at a time, {} with 100 in flight:",
+        "chat, {} messages one at a time, {} with 100 in flight, {rounds} rounds:",
         chat::LATENCY_N,
         chat::THROUGHPUT_N
     );
-    for (what, f) in [
-        ("direct XMPP", &direct),
-        ("direct+stanza", &stanza),
-        ("direct+rcpt", &receipts),
-        ("facade", &facade),
-        ("facade ack/20", &facade20),
-    ] {
+    for round in 0..rounds {
+        let names: Vec<String> = (0..10).map(|i| format!("SN-CHAT-{round}-{i}")).collect();
+        let u = setup::accounts(servers.http_port, names, 10).await;
+        let conn = servers.connector();
+        let figures = [
+            chat::direct(&conn, &u[0], &u[1], false).await,
+            chat::direct(&conn, &u[6], &u[7], true).await,
+            chat::direct_with_receipts(&conn, &u[4], &u[5]).await,
+            chat::facade(servers.http_port, &u[2], &u[3], 1).await,
+            chat::facade(servers.http_port, &u[8], &u[9], 20).await,
+        ];
+        let (rcpt, facade) = (&figures[2], &figures[3]);
+        println!(
+            "  round {}: direct+rcpt {:.0} msg/s p99 {:.3} ms, facade {:.0} msg/s p99 {:.3} ms: {:.2}x, {:+.3} ms",
+            round + 1,
+            rcpt.per_sec,
+            ms(rcpt.p99),
+            facade.per_sec,
+            ms(facade.p99),
+            facade.per_sec / rcpt.per_sec,
+            ms(facade.p99) - ms(rcpt.p99)
+        );
+        for (path, f) in all.iter_mut().zip(figures) {
+            path.push(f);
+        }
+    }
+    let med: Vec<chat::Figures> = all.iter().map(|r| chat::Figures::median(r)).collect();
+    println!("  medians:");
+    for (what, f) in PATHS.iter().zip(&med) {
         println!(
             "  {what:<13} {:>8.0} msg/s   p50 {:.3} ms   p99 {:.3} ms",
             f.per_sec,
@@ -94,14 +123,30 @@ async fn chat_figures(servers: &Servers, chat_users: &[setup::Account]) {
             ms(f.p99)
         );
     }
-    for (name, f) in [("facade", &facade), ("facade ack/20", &facade20)] {
-        for (what, base) in [
-            ("direct", &direct),
-            ("direct+stanza", &stanza),
-            ("direct+rcpt", &receipts),
-        ] {
+    let [direct, stanza, receipts, facade, facade20] = &med[..] else {
+        unreachable!("five paths")
+    };
+    // The target (at least 0.9x the direct throughput, at most
+    // +1 ms p99) is read against plain clients doing the same work: the
+    // facade must request receipts and keep XEP-0198, so a direct client
+    // without them measures what those features cost at the server, not
+    // the facade (docs/benchmarks.md).
+    println!("  target, against plain clients doing the same work (direct+rcpt):");
+    for (name, f) in [("facade", facade), ("facade ack/20", facade20)] {
+        let ratio = f.per_sec / receipts.per_sec;
+        let p99 = ms(f.p99) - ms(receipts.p99);
+        let met = |ok: bool| if ok { "met" } else { "NOT met" };
+        println!(
+            "    {name:<13} throughput {ratio:.2}x (>= 0.90x: {}), p99 {p99:+.3} ms (<= +1 ms: {})",
+            met(ratio >= 0.9),
+            met(p99 <= 1.0)
+        );
+    }
+    println!("  against plain clients doing less (what receipts and XEP-0198 cost):");
+    for (name, f) in [("facade", facade), ("facade ack/20", facade20)] {
+        for (what, base) in [("direct", direct), ("direct+stanza", stanza)] {
             println!(
-                "  {name}/{what:<13} throughput {:.2}x, p99 {:+.3} ms",
+                "    {name}/{what:<13} throughput {:.2}x, p99 {:+.3} ms",
                 f.per_sec / base.per_sec,
                 ms(f.p99) - ms(base.p99)
             );
