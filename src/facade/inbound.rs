@@ -156,6 +156,7 @@ async fn reconnect(
                     // Dropped again at once: the next round notices.
                     tracing::info!("facade XMPP stream dropped right after reconnecting");
                 }
+                live.release_receipts();
                 let data = json!({"state": "connected"});
                 live.delivery
                     .push("xmpp_state", &data, Origin::default())

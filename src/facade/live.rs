@@ -23,13 +23,19 @@ use crate::binding::login_with;
 use crate::crypto::random_token;
 use crate::db::{Account, account};
 use crate::tokens::TokenInfo;
-use crate::xmpp::{Session, SessionHandle, SessionOptions, roster};
+use crate::xmpp::{Session, SessionHandle, SessionOptions, chat, roster};
 
 /// The XMPP session a facade session runs on.
 const OPTIONS: SessionOptions = SessionOptions {
     lossless: true,
     stream_management: true,
 };
+
+/// A receipt (XEP-0184) owed: to whom, for which message id.
+pub type Receipt = (BareJid, String);
+
+/// The gap between two receipts sent together ([`Live::receipts`]).
+const RECEIPT_PACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Bits of a tagged stanza sequence number ([`Live::tag`]) that hold the
 /// stream's own sequence number; the bits above hold the stream's
@@ -72,6 +78,9 @@ pub struct Live {
     pub first_user: Mutex<Option<serde_json::Value>>,
     /// The catch-up from the archive and its cursor.
     pub catchup: CatchUp,
+    /// Receipts (XEP-0184) for pushes the phone acknowledged while the XMPP
+    /// side was down: sent once it is logged in again ([`Live::receipts`]).
+    held_receipts: Mutex<Vec<Receipt>>,
     pub stop: CancellationToken,
 }
 
@@ -118,6 +127,7 @@ impl Live {
             online: Mutex::default(),
             first_user: Mutex::default(),
             catchup: CatchUp::new(app.db.clone(), account.id),
+            held_receipts: Mutex::default(),
             stop: CancellationToken::new(),
             account,
             facade: facade.clone(),
@@ -193,6 +203,59 @@ impl Live {
         link.handle = session.handle();
         link.up = true;
         Ok((session, link.generation))
+    }
+
+    /// Sends `receipts` (XEP-0184), paced: the receipts one batch
+    /// acknowledgement releases would otherwise reach the XMPP server at
+    /// once, and the next message (any user's) would wait behind them
+    /// there. While the XMPP side is down they are held (at most
+    /// `2 × facade.max_unacked`, the oldest dropped past it) and go out
+    /// after the next login ([`Live::release_receipts`]).
+    pub fn receipts(self: &Arc<Self>, receipts: Vec<Receipt>) {
+        if receipts.is_empty() {
+            return;
+        }
+        let Ok(handle) = self.xmpp() else {
+            self.hold_receipts(receipts);
+            return;
+        };
+        let live = self.clone();
+        tokio::spawn(async move {
+            let mut left = receipts.into_iter();
+            let mut first = true;
+            while let Some(r) = left.next() {
+                if !first {
+                    tokio::time::sleep(RECEIPT_PACE).await;
+                }
+                first = false;
+                if handle.send(chat::receipt(&r.0, &r.1)).await.is_err() {
+                    // The stream dropped: this one and the rest wait for
+                    // the next login.
+                    live.hold_receipts(std::iter::once(r).chain(left).collect());
+                    return;
+                }
+            }
+        });
+    }
+
+    fn hold_receipts(&self, receipts: Vec<Receipt>) {
+        let max = 2 * self.app().config.facade.max_unacked.max(1);
+        let mut held = lock(&self.held_receipts);
+        held.extend(receipts);
+        if held.len() > max {
+            let over = held.len() - max;
+            held.drain(..over);
+            tracing::warn!(
+                dropped = over,
+                "facade: receipts held past the limit dropped"
+            );
+        }
+    }
+
+    /// The XMPP side is logged in again: the receipts held meanwhile go.
+    pub fn release_receipts(self: &Arc<Self>) {
+        let held = std::mem::take(&mut *lock(&self.held_receipts));
+        self.receipts(held);
     }
 
     /// The roster entry of `jid`.

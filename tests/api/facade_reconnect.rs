@@ -90,6 +90,39 @@ async fn after_the_xmpp_server_restarts_the_session_reconnects_and_gets_new_mess
     a2.ack(&second["pid"]).await;
 }
 
+#[tokio::test]
+async fn receipts_for_pushes_acknowledged_while_the_xmpp_side_is_down_go_out_after_it_reconnects() {
+    // Arrange: a's message reaches b's phone, unacknowledged; then the
+    // XMPP server is killed under both sessions.
+    let prosody = Prosody::start().await;
+    let app = TestApp::spawn_with(&prosody, Settings::toml(FAST)).await;
+    let ua = phone(&app, "13800000091", "").await;
+    let ub = phone(&app, "13800000092", "").await;
+    let mut a = Ws::started(&app, &ua.token).await;
+    let mut b = Ws::started(&app, &ub.token).await;
+    let sent = a
+        .ok("message.send", json!({"to": ub.name, "content": "tick?"}))
+        .await;
+    let msgid = sent["msgid"].as_str().unwrap().to_owned();
+    let got = b.push("newmsg").await;
+    assert_eq!(got["data"]["message"]["msgid"], msgid.as_str());
+    prosody.kill();
+    assert_eq!(b.push("xmpp_state").await["data"]["state"], "reconnecting");
+    assert_eq!(a.push("xmpp_state").await["data"]["state"], "reconnecting");
+
+    // Act: b's phone acknowledges while the XMPP side is down; the server
+    // comes back.
+    b.ack(&got["pid"]).await;
+    prosody.resume().await;
+    assert_eq!(b.push("xmpp_state").await["data"]["state"], "connected");
+
+    // Assert: a hears that b's phone has the message.
+    let ack = a
+        .push_where("msgack", |d| d["msgid"] == msgid.as_str())
+        .await;
+    assert_eq!(ack["data"]["uid"], ub.name.as_str(), "{ack}");
+}
+
 /// A chat message to `to` with id `id`.
 fn chat(to: &crate::binding::User, id: &str, body: &str) -> Message {
     let mut m = Message::chat(Some(Jid::from(to.bare())));

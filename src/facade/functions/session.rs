@@ -14,7 +14,6 @@ use crate::facade::envelope::Failure;
 use crate::facade::functions::{friend, user};
 use crate::facade::live::{Live, lock};
 use crate::tokens::Caller;
-use crate::xmpp::chat;
 
 /// What an app draws its first screen from (seed 004): the user, the
 /// first page of friends, pending friend requests, unread counts, and
@@ -69,8 +68,8 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
         if let Some(seq) = p.origin.seq {
             live.handled(seq);
         }
-        if let Some((to, id)) = p.origin.receipt {
-            receipts.push(chat::receipt(&to, &id));
+        if let Some(r) = p.origin.receipt {
+            receipts.push(r);
         }
         if p.origin.moves_cursor {
             archived = p.origin.archive.or(archived);
@@ -84,29 +83,8 @@ pub fn acknowledged(live: &Arc<Live>, done: Vec<Pending>) {
     if let Some(a) = archived {
         live.catchup.acknowledged(a);
     }
-    if receipts.is_empty() {
-        return;
-    }
-    // While reconnecting, receipts are not sent (they are a courtesy; the
-    // message itself is safe).
-    let Ok(handle) = live.xmpp() else { return };
-    tokio::spawn(async move {
-        for (i, r) in receipts.into_iter().enumerate() {
-            // Paced: the receipts a batch acknowledgement releases would
-            // otherwise reach the XMPP server at once, and the next
-            // message (any user's) would wait behind them there.
-            if i > 0 {
-                tokio::time::sleep(RECEIPT_PACE).await;
-            }
-            if handle.send(r).await.is_err() {
-                break;
-            }
-        }
-    });
+    live.receipts(receipts);
 }
-
-/// The gap between two receipts released by one acknowledgement.
-const RECEIPT_PACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// `session.renew(refresh_token)`: a new token pair for this session's
 /// app and user, without dropping the socket.
