@@ -114,17 +114,29 @@ pub async fn resolve_requests(db: &Db, account_id: i64, peer: &str) -> Result<()
     Ok(())
 }
 
+/// How long the id of a counted message is kept (seconds): a message the
+/// XMPP server delivers again within it is not counted again, even after
+/// `message.mark_read`.
+pub const UNREAD_IDS_KEPT: i64 = 30 * 24 * 3600;
+
 /// One more unread message from `peer`, unless message `msgid` was
 /// counted already (the XMPP server may deliver a message again, with its
-/// id): returns whether it counted.
-pub async fn add_unread(db: &Db, account_id: i64, peer: &str, msgid: &str) -> Result<bool, Error> {
+/// id, before or after the user read it): returns whether it counted.
+pub async fn add_unread(
+    db: &Db,
+    account_id: i64,
+    peer: &str,
+    msgid: &str,
+    now: i64,
+) -> Result<bool, Error> {
     let first = on_pool!(db, pool => sqlx::query(
-        "insert into facade_unread_msg (account_id, msgid, peer) values ($1, $2, $3) \
-         on conflict (account_id, msgid) do nothing",
+        "insert into facade_unread_msg (account_id, msgid, peer, counted_at) \
+         values ($1, $2, $3, $4) on conflict (account_id, msgid) do nothing",
     )
     .bind(account_id)
     .bind(msgid)
     .bind(peer)
+    .bind(now)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
@@ -143,8 +155,9 @@ pub async fn add_unread(db: &Db, account_id: i64, peer: &str, msgid: &str) -> Re
     Ok(true)
 }
 
-/// Everything from `peer` is read.
-pub async fn clear_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Error> {
+/// Everything from `peer` is read: its count goes; the ids counted stay
+/// for [`UNREAD_IDS_KEPT`] (older ones are pruned now).
+pub async fn clear_unread(db: &Db, account_id: i64, peer: &str, now: i64) -> Result<(), Error> {
     on_pool!(db, pool => sqlx::query(
         "delete from facade_unread where account_id = $1 and peer = $2",
     )
@@ -154,10 +167,11 @@ pub async fn clear_unread(db: &Db, account_id: i64, peer: &str) -> Result<(), Er
     .await
     .map(|r| r.rows_affected()))?;
     on_pool!(db, pool => sqlx::query(
-        "delete from facade_unread_msg where account_id = $1 and peer = $2",
+        "delete from facade_unread_msg where account_id = $1 and peer = $2 and counted_at < $3",
     )
     .bind(account_id)
     .bind(peer)
+    .bind(now - UNREAD_IDS_KEPT)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;

@@ -15,7 +15,8 @@
 //! - [`catchup`]: at login, what the archive holds after the newest
 //!   message the phone acknowledged.
 //! - [`names`]: uids ↔ JIDs.
-//! - [`newmsg`]: what a `newmsg` push carries; the unread count.
+//! - [`newmsg`]: what a `newmsg` push carries.
+//! - [`unread`]: the unread counts, written in order per account.
 //! - [`functions`]: the functions, one file per family.
 
 pub mod catchup;
@@ -28,6 +29,7 @@ pub mod live;
 pub mod names;
 pub mod newmsg;
 pub mod session;
+pub mod unread;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,15 +52,18 @@ pub struct Facade {
     pub slots: Arc<Semaphore>,
     /// Live sessions by resume token.
     lives: Mutex<HashMap<String, Arc<Live>>>,
+    /// Unread counts.
+    pub unread: unread::Unread,
 }
 
 impl Facade {
     pub fn new(app: App) -> Arc<Facade> {
         let max = app.config.facade.max_sessions.max(1);
         Arc::new(Facade {
-            app,
             slots: Arc::new(Semaphore::new(max)),
             lives: Mutex::default(),
+            unread: unread::Unread::new(app.db.clone()),
+            app,
         })
     }
 

@@ -5,7 +5,6 @@
 use serde_json::{Map, Value, json};
 
 use super::live::Live;
-use crate::db::facade as store;
 use crate::xmpp::chat::Chat;
 
 /// The `message` object of a `newmsg` push (and of history items).
@@ -44,11 +43,5 @@ pub fn message_json(chat: &Chat, uid: &str, time: i64, delayed: bool) -> Value {
 /// never in its way; once per msgid (the server may deliver a message
 /// again, and a catch-up may push it too).
 pub fn count_unread(live: &Live, uid: &str, msgid: &str) {
-    let (db, id) = (live.app().db.clone(), live.account.id);
-    let (peer, msgid) = (uid.to_owned(), msgid.to_owned());
-    tokio::spawn(async move {
-        if let Err(e) = store::add_unread(&db, id, &peer, &msgid).await {
-            tracing::warn!(error = %e, "unread count not kept");
-        }
-    });
+    live.facade.unread.add(live.account.id, uid, msgid);
 }

@@ -25,6 +25,7 @@ on_each_server!(
     a_dropped_socket_resumes_and_gets_every_unacknowledged_push_again,
     past_the_resume_timeout_unacknowledged_messages_arrive_at_the_next_login,
     a_message_the_server_delivers_again_counts_once_as_unread,
+    a_message_delivered_again_after_it_was_read_is_not_unread_again,
     a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_acknowledged,
     a_message_the_server_no_longer_holds_for_the_phone_is_caught_up_at_the_next_login,
     a_full_push_queue_does_not_hold_the_xmpp_stream,
@@ -220,6 +221,38 @@ async fn a_message_the_server_delivers_again_counts_once_as_unread(kind: Kind) {
         json!([{"uid": ua.name, "count": 2}]),
         "{first}"
     );
+}
+
+async fn a_message_delivered_again_after_it_was_read_is_not_unread_again(kind: Kind) {
+    // Arrange: b's phone shows two messages and marks them read, but its
+    // socket drops before it acknowledges them.
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nresume_timeout = 1\n")).await;
+    let ua = phone(&app, "13800000103", "").await;
+    let ub = phone(&app, "13800000104", "").await;
+    let mut a = Ws::login(&app, &ua.token).await;
+    let mut b = Ws::started(&app, &ub.token).await;
+    let ids = send_n(&mut a, &ub.name, 2).await;
+    newmsgs(&mut b, 2).await;
+    b.ok(
+        "message.mark_read",
+        json!({"with": ua.name, "msgid": ids[1]}),
+    )
+    .await;
+    b.drop_abruptly();
+
+    // Act: past the resume window the server delivers both again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut b2 = Ws::login(&app, &ub.token).await;
+    let again = newmsgs(&mut b2, 2).await;
+    b2.ack(&again[1].0).await;
+    // (Counted beside delivery: give it a moment.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = b2.ok("session.start", json!({})).await;
+
+    // Assert: the same messages, and nothing unread.
+    assert_eq!(again.iter().map(|g| g.1.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(first["unread"], json!([]), "{first}");
 }
 
 async fn a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_acknowledged(

@@ -168,23 +168,38 @@ async fn a_shared_rate_limit_lets_its_capacity_through_and_refills(t: &TestDb) {
 }
 
 async fn an_unread_message_counts_once_however_often_it_is_delivered(t: &TestDb) {
+    use db::facade::UNREAD_IDS_KEPT;
     let db = &t.db;
     let me = active(db, "unread1", UserType::Phone).await;
     let counts = || db::facade::unread(db, me, 10);
-    assert!(db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
-    assert!(!db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
-    assert!(db::facade::add_unread(db, me, "ann", "m2").await.unwrap());
-    assert!(db::facade::add_unread(db, me, "bob", "m3").await.unwrap());
+    let add = |peer: &'static str, id: &'static str, at: i64| {
+        db::facade::add_unread(db, me, peer, id, at)
+    };
+    assert!(add("ann", "m1", 1_000).await.unwrap());
+    assert!(!add("ann", "m1", 1_001).await.unwrap());
+    assert!(add("ann", "m2", 1_002).await.unwrap());
+    assert!(add("bob", "m3", 1_003).await.unwrap());
     assert_eq!(
         counts().await.unwrap(),
         [("ann".to_owned(), 2), ("bob".to_owned(), 1)]
     );
-    db::facade::clear_unread(db, me, "ann").await.unwrap();
+    db::facade::clear_unread(db, me, "ann", 2_000)
+        .await
+        .unwrap();
     assert_eq!(counts().await.unwrap(), [("bob".to_owned(), 1)]);
-    // Read, then delivered again: a new unread message, counted once.
-    assert!(db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
-    assert!(!db::facade::add_unread(db, me, "ann", "m1").await.unwrap());
-    assert!(!db::facade::add_unread(db, me, "bob", "m3").await.unwrap());
+    // Read, then delivered again: not unread again.
+    assert!(!add("ann", "m1", 2_001).await.unwrap());
+    assert!(!add("bob", "m3", 2_002).await.unwrap());
+    assert_eq!(counts().await.unwrap(), [("bob".to_owned(), 1)]);
+    // A mark_read past the keeping time prunes that contact's older ids
+    // only: a delivery after that counts anew.
+    let later = 1_001 + UNREAD_IDS_KEPT;
+    db::facade::clear_unread(db, me, "ann", later)
+        .await
+        .unwrap();
+    assert!(add("ann", "m1", later).await.unwrap());
+    assert!(!add("ann", "m2", later).await.unwrap());
+    assert!(!add("bob", "m3", later).await.unwrap());
     assert_eq!(
         counts().await.unwrap(),
         [("ann".to_owned(), 1), ("bob".to_owned(), 1)]

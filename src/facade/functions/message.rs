@@ -11,7 +11,6 @@ use xmpp_parsers::chatstates::ChatState;
 use super::Parm;
 use crate::clock::now;
 use crate::crypto::random_token;
-use crate::db::facade as store;
 use crate::facade::envelope::{Failure, errno};
 use crate::facade::live::Live;
 use crate::xmpp::chat::{self, Chat, Kind, Media};
@@ -95,6 +94,6 @@ pub async fn mark_read(live: &Arc<Live>, p: &Parm<'_>) -> Result<Value, Failure>
     let msgid = p.text("msgid")?;
     let jid = live.names.jid_of(live.app(), with).await?;
     live.xmpp()?.send(chat::displayed(&jid, msgid)).await?;
-    store::clear_unread(&live.app().db, live.account.id, with).await?;
+    live.facade.unread.clear(live.account.id, with).await?;
     Ok(json!({}))
 }
