@@ -258,7 +258,21 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             ("newmsg", data)
         }
         Incoming::Receipt(id) => ("msgack", json!({"uid": uid, "msgid": id})),
-        Incoming::Displayed(id) => ("read", json!({"uid": uid, "msgid": id})),
+        Incoming::Displayed(id) => {
+            // Cumulative (XEP-0333: everything up to `id` was seen):
+            // waiting for room, a contact's newer marker replaces its
+            // older, whose stanza is then settled.
+            let data = json!({"uid": uid, "msgid": id});
+            let key = format!("read\n{from}");
+            let older = live
+                .delivery
+                .push_keyed("read", &data, origin, Some(key))
+                .await;
+            if let Some(seq) = older.and_then(|o| o.seq) {
+                live.handled(seq);
+            }
+            return true;
+        }
         Incoming::State(state) => {
             // Of the moment only: not worth a place in a full queue.
             if live.delivery.is_full() {

@@ -30,6 +30,7 @@ on_each_server!(
     a_message_the_server_no_longer_holds_for_the_phone_is_caught_up_at_the_next_login,
     a_full_push_queue_does_not_hold_the_xmpp_stream,
     a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream,
+    a_flood_of_read_markers_waits_as_one,
     a_session_ends_clean_only_with_every_push_acknowledged,
     what_offline_storage_and_the_archive_both_hold_is_pushed_once,
     messages_streaming_while_a_session_ends_all_arrive_at_the_next_login,
@@ -534,6 +535,70 @@ async fn a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream(kind: Kind) {
     assert_eq!(presence[0]["online"], true);
     let pids: Vec<u64> = frames.iter().filter_map(|f| f["pid"].as_u64()).collect();
     assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "{pids:?}");
+}
+
+async fn a_flood_of_read_markers_waits_as_one(kind: Kind) {
+    // Arrange: room for 4 unacknowledged pushes and 1 more beside them;
+    // 4 receipts fill the queue, and the phone acknowledges nothing.
+    let xmpp = XmppServer::start(kind).await;
+    let app = TestApp::spawn_with(
+        &xmpp,
+        Settings::toml("[facade]\nmax_unacked = 4\nrequests_per_second = 100000\n"),
+    )
+    .await;
+    let owner = phone(&app, "13800000161", "").await;
+    let mut o = Ws::started(&app, &owner.token).await;
+    let admin = xmpp
+        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+        .await
+        .expect("admin login");
+    for i in 0..4 {
+        admin
+            .send(chat::receipt(&owner.bare(), &format!("r{i}")))
+            .await
+            .unwrap();
+    }
+
+    // Act: a contact marks 300 messages displayed, one by one (XEP-0333);
+    // once the server has handled them, the phone asks for something
+    // that needs an IQ answer.
+    for i in 0..300 {
+        let marker = chat::displayed(&owner.bare(), &format!("m{i}"));
+        admin.send(marker).await.unwrap();
+    }
+    roster::get(&admin).await.unwrap();
+    let info = tokio::time::timeout(
+        Duration::from_secs(5),
+        o.call("user.info", json!({"uid": owner.name})),
+    )
+    .await;
+
+    // Assert: answered (the markers did not hold the stream); then the
+    // phone gets the 4 receipts and one `read`, the newest.
+    let info = info.expect("user.info waited behind the markers");
+    assert_eq!(info["errno"], 0, "{info}");
+    let mut frames: Vec<Value> = o.pushes.drain(..).collect();
+    loop {
+        let Some(last) = frames.iter().rev().find_map(|f| f["pid"].as_u64()) else {
+            panic!("no push came")
+        };
+        o.ack(&json!(last)).await;
+        frames.extend(o.pushes.drain(..));
+        match tokio::time::timeout(Duration::from_secs(2), o.frame()).await {
+            Ok(Some(f)) if f["push"] == true => frames.push(f),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    let of = |t: &str| -> Vec<Value> {
+        frames
+            .iter()
+            .filter(|f| f["type"] == t)
+            .map(|f| f["data"]["msgid"].clone())
+            .collect()
+    };
+    assert_eq!(of("msgack"), ["r0", "r1", "r2", "r3"].map(|r| json!(r)));
+    assert_eq!(of("read"), [json!("m299")], "{frames:?}");
 }
 
 async fn a_session_ends_clean_only_with_every_push_acknowledged(kind: Kind) {
