@@ -2,13 +2,14 @@
 //! pushes the phone did not acknowledge are replayed on resume, and past
 //! the resume timeout the XMPP server keeps them for the next login.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use jidgate::xmpp::{chat, roster};
+use jidgate::xmpp::{Session, chat, roster};
 use xmpp_parsers::chatstates::ChatState;
-use xmpp_parsers::jid::Jid;
+use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::message::{Id, Lang, Message};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::receipts::Request;
@@ -36,23 +37,29 @@ on_each_server!(
     messages_streaming_while_a_session_ends_all_arrive_at_the_next_login,
 );
 
-/// The server's admin, over plain XMPP (not held by ejabberd's `normal`
-/// shaper, 3,000 bytes a second, config/ejabberd.yml), sends `n` texts
-/// with receipt requests to `to`; returns their ids once the server has
-/// handled them all (stored offline or delivered, and archived).
-async fn backlog(xmpp: &XmppServer, to: &crate::binding::User, n: usize) -> Vec<String> {
-    let admin = xmpp
-        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
+/// The server's admin, logged in over plain XMPP: not held by ejabberd's
+/// `normal` shaper (3,000 bytes a second, config/ejabberd.yml).
+async fn admin(xmpp: &XmppServer) -> Session {
+    xmpp.login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
         .await
-        .expect("admin login");
+        .expect("admin login")
+}
+
+/// `admin` sends `n` texts with receipt requests to `to`, `pace` apart;
+/// returns their ids once the server has handled them all (stored offline
+/// or delivered, and archived).
+async fn send_texts(admin: Session, to: BareJid, n: usize, pace: Duration) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let mut m = Message::chat(Some(Jid::from(to.bare())));
+        let mut m = Message::chat(Some(Jid::from(to.clone())));
         m.id = Some(Id(format!("backlog-{i}")));
         m.bodies.insert(Lang::default(), format!("m{i}"));
         m.payloads.push(Request.into());
         admin.send(m).await.expect("sent");
         ids.push(format!("backlog-{i}"));
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
     }
     // The server handles a stream in order: once an answer is back, every
     // message is handled (ejabberd takes seconds for a thousand).
@@ -62,7 +69,52 @@ async fn backlog(xmpp: &XmppServer, to: &crate::binding::User, n: usize) -> Vec<
             return ids;
         }
     }
-    panic!("the server did not answer after the backlog");
+    panic!("the server did not answer after the messages");
+}
+
+/// The server's admin sends `n` texts to `to` at once ([`send_texts`]).
+async fn backlog(xmpp: &XmppServer, to: &crate::binding::User, n: usize) -> Vec<String> {
+    send_texts(admin(xmpp).await, to.bare(), n, Duration::ZERO).await
+}
+
+/// Distinct msgids of the `newmsg` pushes `ws` gets until it has `n` or
+/// none comes for 8 s, acknowledging every 100th pid; and how many
+/// pushes that took.
+async fn distinct_newmsgs(ws: &mut Ws, n: usize) -> (HashSet<String>, usize) {
+    let mut seen = HashSet::new();
+    let mut pushes = 0;
+    while seen.len() < n {
+        // A lost message leaves this loop waiting.
+        let Ok(mut got) = tokio::time::timeout(Duration::from_secs(8), newmsgs(ws, 1)).await else {
+            break;
+        };
+        let (pid, id) = got.remove(0);
+        pushes += 1;
+        seen.insert(id);
+        if pid.as_u64().unwrap() % 100 == 0 {
+            ws.ack(&pid).await;
+        }
+    }
+    (seen, pushes)
+}
+
+/// Every push `o` has and gets until none comes for 2 s, acknowledging
+/// each batch (the phone of the flood tests, once it starts reading).
+async fn acknowledge_all(o: &mut Ws) -> Vec<Value> {
+    let mut frames: Vec<Value> = o.pushes.drain(..).collect();
+    loop {
+        let Some(last) = frames.iter().rev().find_map(|f| f["pid"].as_u64()) else {
+            panic!("no push came")
+        };
+        o.ack(&json!(last)).await;
+        frames.extend(o.pushes.drain(..));
+        match tokio::time::timeout(Duration::from_secs(2), o.frame()).await {
+            Ok(Some(f)) if f["push"] == true => frames.push(f),
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    frames
 }
 
 /// `from` sends `n` texts to `to_uid`; returns their msgids.
@@ -289,21 +341,7 @@ async fn a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_a
     b.drop_abruptly();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut b2 = Ws::login(&app, &ub.token).await;
-    let mut seen = std::collections::HashSet::new();
-    let mut pushes = 0;
-    while seen.len() < N {
-        // A lost message leaves this loop waiting.
-        let Ok(mut got) = tokio::time::timeout(Duration::from_secs(8), newmsgs(&mut b2, 1)).await
-        else {
-            break;
-        };
-        let (pid, id) = got.remove(0);
-        pushes += 1;
-        seen.insert(id);
-        if pid.as_u64().unwrap() % 100 == 0 {
-            b2.ack(&pid).await;
-        }
-    }
+    let (seen, pushes) = distinct_newmsgs(&mut b2, N).await;
     let mut missing: Vec<&String> = ids.iter().filter(|i| !seen.contains(*i)).collect();
     missing.truncate(20);
     assert_eq!(
@@ -313,7 +351,7 @@ async fn a_backlog_larger_than_the_servers_queue_survives_a_session_that_never_a
     );
 
     // Assert: every message, by msgid.
-    let all: std::collections::HashSet<String> = ids.into_iter().collect();
+    let all: HashSet<String> = ids.into_iter().collect();
     assert_eq!(seen, all);
 }
 
@@ -428,7 +466,7 @@ async fn a_full_push_queue_does_not_hold_the_xmpp_stream(kind: Kind) {
     // the archive from a catch-up in the session).
     let info = info.expect("user.info waited for the push queue");
     assert_eq!(info["errno"], 0, "{info}");
-    let mut seen: std::collections::HashSet<String> = first.iter().map(|f| f.1.clone()).collect();
+    let mut seen: HashSet<String> = first.iter().map(|f| f.1.clone()).collect();
     b.ack(&first[19].0).await;
     while seen.len() < ids.len() {
         let Ok(got) = tokio::time::timeout(Duration::from_secs(8), newmsgs(&mut b, 1)).await else {
@@ -437,7 +475,7 @@ async fn a_full_push_queue_does_not_hold_the_xmpp_stream(kind: Kind) {
         seen.insert(got[0].1.clone());
         b.ack(&got[0].0).await;
     }
-    let all: std::collections::HashSet<String> = ids.into_iter().collect();
+    let all: HashSet<String> = ids.into_iter().collect();
     assert_eq!(seen, all);
 }
 
@@ -461,10 +499,7 @@ async fn a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream(kind: Kind) {
     let online = o.push_where("presence", |x| x["online"] == true).await;
     o.ack(&online["pid"]).await;
     o.pushes.clear();
-    let admin = xmpp
-        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
-        .await
-        .expect("admin login");
+    let admin = admin(&xmpp).await;
     let to = Jid::from(owner.bare());
     let receipt = |i: usize| chat::receipt(&owner.bare(), &format!("r{i}"));
     // From now on the phone acknowledges nothing: 8 receipts fill its queue.
@@ -505,19 +540,7 @@ async fn a_flood_of_other_stanzas_does_not_hold_the_xmpp_stream(kind: Kind) {
     // full), and the device's presence once, as it stands now (online).
     let info = info.expect("user.info waited behind the flood");
     assert_eq!(info["errno"], 0, "{info}");
-    let mut frames: Vec<Value> = o.pushes.drain(..).collect();
-    loop {
-        let Some(last) = frames.iter().rev().find_map(|f| f["pid"].as_u64()) else {
-            panic!("no push came")
-        };
-        o.ack(&json!(last)).await;
-        frames.extend(o.pushes.drain(..));
-        match tokio::time::timeout(Duration::from_secs(2), o.frame()).await {
-            Ok(Some(f)) if f["push"] == true => frames.push(f),
-            Ok(Some(_)) => {}
-            _ => break,
-        }
-    }
+    let frames = acknowledge_all(&mut o).await;
     let of = |t: &str| -> Vec<Value> {
         frames
             .iter()
@@ -548,10 +571,7 @@ async fn a_flood_of_read_markers_waits_as_one(kind: Kind) {
     .await;
     let owner = phone(&app, "13800000161", "").await;
     let mut o = Ws::started(&app, &owner.token).await;
-    let admin = xmpp
-        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
-        .await
-        .expect("admin login");
+    let admin = admin(&xmpp).await;
     for i in 0..4 {
         admin
             .send(chat::receipt(&owner.bare(), &format!("r{i}")))
@@ -577,19 +597,7 @@ async fn a_flood_of_read_markers_waits_as_one(kind: Kind) {
     // phone gets the 4 receipts and one `read`, the newest.
     let info = info.expect("user.info waited behind the markers");
     assert_eq!(info["errno"], 0, "{info}");
-    let mut frames: Vec<Value> = o.pushes.drain(..).collect();
-    loop {
-        let Some(last) = frames.iter().rev().find_map(|f| f["pid"].as_u64()) else {
-            panic!("no push came")
-        };
-        o.ack(&json!(last)).await;
-        frames.extend(o.pushes.drain(..));
-        match tokio::time::timeout(Duration::from_secs(2), o.frame()).await {
-            Ok(Some(f)) if f["push"] == true => frames.push(f),
-            Ok(Some(_)) => {}
-            _ => break,
-        }
-    }
+    let frames = acknowledge_all(&mut o).await;
     let of = |t: &str| -> Vec<Value> {
         frames
             .iter()
@@ -694,55 +702,23 @@ async fn messages_streaming_while_a_session_ends_all_arrive_at_the_next_login(ki
     let app = TestApp::spawn_with(&xmpp, Settings::toml("[facade]\nresume_timeout = 1\n")).await;
     let ub = phone(&app, "13800000192", "").await;
     let mut b = Ws::started(&app, &ub.token).await;
-    let admin = xmpp
-        .login(&format!("admin@{DOMAIN}"), ADMIN_PASSWORD)
-        .await
-        .expect("admin login");
-    let to = Jid::from(ub.bare());
-    let sender = tokio::spawn(async move {
-        for i in 0..N {
-            let mut m = Message::chat(Some(to.clone()));
-            m.id = Some(Id(format!("stream-{i}")));
-            m.bodies.insert(Lang::default(), format!("m{i}"));
-            m.payloads.push(Request.into());
-            admin.send(m).await.expect("sent");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        // Handled in order: once an answer is back, every message is.
-        for _ in 0..20 {
-            if roster::get(&admin).await.is_ok() {
-                admin.close().await;
-                return;
-            }
-        }
-        panic!("the server did not answer after the stream");
-    });
+    let sender = tokio::spawn(send_texts(
+        admin(&xmpp).await,
+        ub.bare(),
+        N,
+        Duration::from_millis(1),
+    ));
     newmsgs(&mut b, 100).await;
 
     // Act: the socket drops mid-stream; once the stream is handled, b logs
     // in again and acknowledges as it reads.
     b.drop_abruptly();
-    sender.await.expect("sender");
+    let ids = sender.await.expect("sender");
     let mut b2 = Ws::login(&app, &ub.token).await;
-    let mut seen = std::collections::HashSet::new();
-    while seen.len() < N {
-        // A lost message leaves this loop waiting.
-        let Ok(mut got) = tokio::time::timeout(Duration::from_secs(8), newmsgs(&mut b2, 1)).await
-        else {
-            break;
-        };
-        let (pid, id) = got.remove(0);
-        seen.insert(id);
-        if pid.as_u64().unwrap() % 100 == 0 {
-            b2.ack(&pid).await;
-        }
-    }
+    let (seen, _) = distinct_newmsgs(&mut b2, N).await;
 
     // Assert: every message, by msgid.
-    let mut missing: Vec<String> = (0..N)
-        .map(|i| format!("stream-{i}"))
-        .filter(|id| !seen.contains(id))
-        .collect();
+    let mut missing: Vec<&String> = ids.iter().filter(|id| !seen.contains(*id)).collect();
     missing.truncate(20);
     assert!(
         missing.is_empty(),
