@@ -33,17 +33,19 @@ pub struct Figures {
     pub p99: Duration,
 }
 
+/// The median of `v` (the upper one of an even count).
+pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
 impl Figures {
-    /// Each figure's median over `runs` (the upper one of an even count).
+    /// Each figure's median over `runs`.
     pub fn median(runs: &[Figures]) -> Figures {
-        fn mid<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
-            v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-            v[v.len() / 2]
-        }
         Figures {
-            per_sec: mid(runs.iter().map(|f| f.per_sec).collect()),
-            p50: mid(runs.iter().map(|f| f.p50).collect()),
-            p99: mid(runs.iter().map(|f| f.p99).collect()),
+            per_sec: median(runs.iter().map(|f| f.per_sec).collect()),
+            p50: median(runs.iter().map(|f| f.p50).collect()),
+            p99: median(runs.iter().map(|f| f.p99).collect()),
         }
     }
 }

@@ -146,17 +146,13 @@ async fn chat_figures(servers: &Servers, rounds: usize) {
     );
     let rcpt = &all[2];
     for (name, runs) in [("facade", &all[3]), ("facade ack/20", &all[4])] {
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-            v[v.len() / 2]
-        };
-        let ratio = median(
+        let ratio = chat::median(
             runs.iter()
                 .zip(rcpt)
                 .map(|(f, r)| f.per_sec / r.per_sec)
                 .collect(),
         );
-        let p99 = median(
+        let p99 = chat::median(
             runs.iter()
                 .zip(rcpt)
                 .map(|(f, r)| ms(f.p99) - ms(r.p99))
