@@ -263,14 +263,7 @@ async fn message(live: &Arc<Live>, seq: u64, m: Message) -> bool {
             // waiting for room, a contact's newer marker replaces its
             // older, whose stanza is then settled.
             let data = json!({"uid": uid, "msgid": id});
-            let key = format!("read\n{from}");
-            let older = live
-                .delivery
-                .push_keyed("read", &data, origin, Some(key))
-                .await;
-            if let Some(seq) = older.and_then(|o| o.seq) {
-                live.handled(seq);
-            }
+            push_replacing(live, "read", &data, origin, format!("read\n{from}")).await;
             return true;
         }
         Incoming::State(state) => {
@@ -338,14 +331,21 @@ async fn online(live: &Arc<Live>, seq: u64, from: BareJid, on: bool) -> bool {
     let data = json!({"uid": uid, "online": on, "time": t});
     // Waiting for room, a contact's newer presence replaces its older.
     let key = format!("presence\n{from}");
+    push_replacing(live, "presence", &data, Origin::stanza(seq), key).await;
+    true
+}
+
+/// Pushes a stanza that supersedes an older one of the same `key` still
+/// waiting beside a full queue ([`super::delivery::Delivery::push_keyed`]):
+/// the older is replaced, and its stanza settled with the server.
+async fn push_replacing(live: &Live, type_: &str, data: &Value, origin: Origin, key: String) {
     let older = live
         .delivery
-        .push_keyed("presence", &data, Origin::stanza(seq), Some(key))
+        .push_keyed(type_, data, origin, Some(key))
         .await;
     if let Some(seq) = older.and_then(|o| o.seq) {
         live.handled(seq);
     }
-    true
 }
 
 /// Records a friend event (a repeated request keeps its first `eid`) and
